@@ -1,0 +1,218 @@
+"""cocotb testbenches for the track-and-trigger unit (run through `sim.rtl.runner.run_cocotb`).
+
+The job (JSON named by ``LLMARCH_TB_JOB``) names a stimulus trace (tables ``program`` and ``requests``) and the
+stall settings; every test writes its observations to ``job["result"]`` and asserts its scoreboard.
+
+* ``replay_harness`` (top ``tracker_replay``): full-speed replay from files, Python awaits only ``done``.
+* ``replay_driven`` (top ``track_trigger``): Python drives every cycle with the same stalls.
+* ``config_port`` (top ``track_trigger``): programming, status reads, error flags, clear, reset mid-stream.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, RisingEdge, with_timeout
+
+from hw.pack import pack, unpack
+from hw.tracker import CfgOp, ErrorBit, StatusReg, TrackerParams
+from sim import reference, trace
+from sim.stimulus import ReadyPattern
+
+CLOCK_NS = 2
+
+
+def _job() -> dict:
+    with open(os.environ["LLMARCH_TB_JOB"]) as f:
+        return json.load(f)
+
+
+def _write_result(job: dict, result: dict) -> None:
+    tmp = job["result"] + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f)
+    os.replace(tmp, job["result"])
+
+
+async def _reset(dut, cycles: int = 3) -> None:
+    dut.rst.value = 1
+    for _ in range(cycles):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+
+
+def _scoreboard(program, requests, params: TrackerParams, got: list[tuple[int, int, int]]) -> dict:
+    ref = reference.tracker_triggers(program, requests, params)
+    got_seq = [(d, e) for _, d, e in got]
+    ok = got_seq == ref.sequence
+    if not ok:
+        first = next((i for i, (a, b) in enumerate(zip(got_seq, ref.sequence)) if a != b),
+                     min(len(got_seq), len(ref.sequence)))
+        cocotb.log.error("scoreboard: trigger %d differs (RTL %s, reference %s); %d vs %d triggers", first,
+                         got_seq[first:first + 1], ref.sequence[first:first + 1], len(got_seq), len(ref.sequence))
+    return {"scoreboard_ok": ok, "expected_triggers": len(ref.sequence)}
+
+
+@cocotb.test()
+async def replay_harness(dut) -> None:
+    job = _job()
+    params = TrackerParams(**job["params"])
+    stim = trace.read(job["stimulus"])
+    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start())
+    await _reset(dut)
+    t0 = time.perf_counter()
+    await with_timeout(RisingEdge(dut.done), job["max_cycles"] * CLOCK_NS, "ns")
+    wall = time.perf_counter() - t0
+    cycles = int(dut.cycle.value)
+    from sim.rtl.tracker_harness import read_triggers
+
+    trig = read_triggers(Path(job["triggers_file"]))
+    got = [tuple(int(x) for x in row) for row in trig]
+    result = {"cycles": cycles, "wall_s": wall, "requests": int(dut.n_req.value), "triggers": got,
+              "errors": int(dut.errors.value)}
+    result.update(_scoreboard(stim["program"], stim["requests"], params, got))
+    _write_result(job, result)
+    assert result["requests"] == len(stim["requests"]), "not every request was accepted"
+    assert result["scoreboard_ok"], "trigger sequence differs from the reference"
+
+
+class _Driver:
+    """Drives ``track_trigger`` directly; every action happens at a falling edge (inputs settle mid-cycle)."""
+
+    def __init__(self, dut, params: TrackerParams) -> None:
+        self.dut, self.p = dut, params
+        dut.cfg__valid.value = 0
+        dut.req__valid.value = 0
+        dut.trigger__ready.value = 0
+        dut.cfg_rsp__ready.value = 0
+
+    async def command(self, op: CfgOp, index: int = 0, threshold: int = 0, desc: int = 0, enable: int = 0,
+                      rearm: int = 0) -> int | None:
+        """Issue one ``cfg`` command; for ``READ`` return the response word."""
+        dut = self.dut
+        await FallingEdge(dut.clk)
+        dut.cfg__payload.value = pack(self.p.cfg_layout(), op=op, index=index, threshold=threshold, desc=desc,
+                                      enable=enable, rearm=rearm)
+        dut.cfg__valid.value = 1
+        while not int(dut.cfg__ready.value):  # cfg.ready depends on state only, not on cfg.valid
+            await FallingEdge(dut.clk)
+        await FallingEdge(dut.clk)  # the rising edge in between took the command
+        dut.cfg__valid.value = 0
+        if op != CfgOp.READ:
+            return None
+        dut.cfg_rsp__ready.value = 1
+        while not int(dut.cfg_rsp__valid.value):
+            await FallingEdge(dut.clk)
+        data = int(dut.cfg_rsp__payload.value)
+        await FallingEdge(dut.clk)
+        dut.cfg_rsp__ready.value = 0
+        return data
+
+    async def program(self, program) -> None:
+        for row in program:
+            await self.command(CfgOp.PROGRAM, int(row["entry"]), int(row["threshold"]), int(row["desc"]),
+                               int(row["enable"]), int(row["rearm"]))
+
+    async def replay(self, requests, ready, max_cycles: int) -> list:
+        """Present ``requests`` at their cycles; return triggers as (cycle, desc, entry). Cycle 0 is the next
+        falling edge. Stops when every request is in and the unit is idle, or after ``max_cycles``."""
+        dut, tl, rl = self.dut, self.p.trigger_layout(), self.p.request_layout()
+        cyc, tags, addrs = requests["cycle"].tolist(), requests["tag"].tolist(), requests["addr"].tolist()
+        kinds, sizes = requests["kind"].tolist(), requests["size"].tolist()
+        i, n, got, presented = 0, len(cyc), [], -1
+        for k in range(max_cycles):
+            await FallingEdge(dut.clk)
+            if i == n and int(dut.idle.value):
+                break
+            if i < n and cyc[i] <= k:
+                if presented != i:
+                    dut.req__payload.value = pack(rl, tag=tags[i], addr=addrs[i], kind=kinds[i], size=sizes[i])
+                    presented = i
+                dut.req__valid.value = 1
+                if int(dut.req__ready.value):
+                    i += 1
+            else:
+                dut.req__valid.value = 0
+            r = ready is None or ready(k)
+            dut.trigger__ready.value = int(r)
+            if r and int(dut.trigger__valid.value):
+                f = unpack(tl, int(dut.trigger__payload.value))
+                got.append((k, f["desc"], f["entry"]))
+        dut.req__valid.value = 0
+        dut.trigger__ready.value = 0
+        return got
+
+
+@cocotb.test()
+async def replay_driven(dut) -> None:
+    job = _job()
+    params = TrackerParams(**job["params"])
+    stim = trace.read(job["stimulus"])
+    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start())
+    drv = _Driver(dut, params)
+    await _reset(dut)
+    await drv.program(stim["program"])
+    ready = ReadyPattern(job["bp_seed"], job["bp_prob"]).as_model_ready()
+    t0 = time.perf_counter()
+    got = await drv.replay(stim["requests"], ready, job["max_cycles"])
+    result = {"wall_s": time.perf_counter() - t0, "triggers": got, "requests": len(stim["requests"])}
+    result.update(_scoreboard(stim["program"], stim["requests"], params, got))
+    _write_result(job, result)
+    assert result["scoreboard_ok"], "trigger sequence differs from the reference"
+
+
+@cocotb.test()
+async def config_port(dut) -> None:
+    """Status registers, sticky errors and their clearing, and a reset in the middle of a replay."""
+    job = _job()
+    params = TrackerParams(**job["params"])
+    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start())
+    drv = _Driver(dut, params)
+    await _reset(dut)
+    top = (1 << params.count_bits) - 1
+    # Entry 0: threshold 100 bytes. Entry 1: disabled. Entry 2: threshold = counter max (overflow path).
+    # Entry 3: re-arming, threshold 10.
+    await drv.command(CfgOp.PROGRAM, 0, threshold=100, desc=7, enable=1)
+    await drv.command(CfgOp.PROGRAM, 1, threshold=10, desc=8, enable=0)
+    await drv.command(CfgOp.PROGRAM, 2, threshold=top, desc=9, enable=1)
+    await drv.command(CfgOp.PROGRAM, 3, threshold=10, desc=11, enable=1, rearm=1)
+    size_max = (1 << params.size_bits) - 1
+    big = min(size_max, top)
+    n_big = top // big + 2  # enough to run past the counter's range
+    rows = [(0, 0, 0, 1, 60, 0), (0, 1, 0, 1, 5, 0), (0, 0, 0, 1, 40, 0), (0, 0, 0, 1, 1, 0)]
+    rows += [(0, 2, 0, 1, big, 0)] * n_big
+    rows += [(0, 3, 0, 1, 10, 0)] * 3
+    reqs = np.array(rows, dtype=trace.TABLE_KINDS["tracker_requests"])
+    got = await drv.replay(reqs, None, 10_000)
+    regs = {r.name: await drv.command(CfgOp.READ, r) for r in StatusReg}
+    await drv.command(CfgOp.CLEAR_ERRORS)
+    cleared = await drv.command(CfgOp.READ, StatusReg.ERRORS)
+
+    # Reset in the middle of a stream, with a count half-way and a trigger stuck in the FIFO by backpressure:
+    # afterwards nothing stale comes out, and the unit works again once reprogrammed.
+    rows = trace.TABLE_KINDS["tracker_requests"]
+    await drv.command(CfgOp.PROGRAM, 5, threshold=64, desc=21, enable=1)
+    await drv.command(CfgOp.PROGRAM, 6, threshold=16, desc=22, enable=1)
+    await drv.replay(np.array([(0, 5, 0, 1, 16, 0), (1, 5, 0, 1, 16, 0), (2, 6, 0, 1, 16, 0)], dtype=rows),
+                     lambda k: False, 20)
+    stuck = int(dut.trigger__valid.value)
+    await _reset(dut)
+    await drv.command(CfgOp.PROGRAM, 5, threshold=64, desc=21, enable=1)
+    after = await drv.replay(np.array([(k, 5, 0, 1, 16, 0) for k in range(4)], dtype=rows), None, 100)
+    result = {"triggers": got, "regs": regs, "cleared_errors": cleared, "after_reset": after,
+              "errors_pin": int(dut.errors.value)}
+    _write_result(job, result)
+    expect_errors = (1 << ErrorBit.UNPROGRAMMED) | (1 << ErrorBit.OVERFLOW)
+    assert regs["ERRORS"] == expect_errors, regs
+    assert regs["UNPROGRAMMED_COUNT"] == 1 + 1, regs  # entry 1 disabled; entry 0 after it fired
+    assert regs["OVERFLOW_COUNT"] >= 1, regs
+    assert cleared == 0
+    assert [d for _, d, _ in got] == [7, 9, 11, 11, 11], got
+    assert stuck == 1, "the backpressured trigger should have been waiting in the FIFO"
+    assert [d for _, d, _ in after] == [21], after
