@@ -58,3 +58,33 @@ def add_input_idles(cycles: np.ndarray, idle_prob: float, rng: np.random.Generat
         raise ValueError(f"idle_prob must be in [0, 1), not {idle_prob}")
     gaps = rng.geometric(1.0 - idle_prob, size=len(cycles)) - 1
     return cycles + np.cumsum(gaps, dtype=np.uint64)
+
+
+def random_tracker_workload(params, n_requests: int, rng: np.random.Generator, *, idle_prob: float = 0.2,
+                            disabled_fraction: float = 0.02, max_threshold: int = 4096):
+    """A seeded random tracker stimulus: ``(program, requests)`` as trace tables.
+
+    Every entry is programmed (re-arming, so entries fire many times) except a ``disabled_fraction`` left
+    disabled, whose requests exercise the unprogrammed-entry error. Sizes are multiples of 64 bytes up to 1 KiB
+    (clipped to the size field), thresholds multiples of 64 up to ``max_threshold`` (clipped to the counter).
+    """
+    from sim import trace  # local: stimulus stays importable without the trace module's users
+
+    n = params.entries
+    program = trace.empty("tracker_program", n)
+    program["entry"] = np.arange(n)
+    max_thr = min(max_threshold, (1 << params.count_bits) - 1)
+    program["threshold"] = np.maximum(1, rng.integers(1, max(2, max_thr // 64 + 1), n) * 64 % (max_thr + 1))
+    program["desc"] = rng.integers(0, 1 << min(params.desc_bits, 16), n)
+    program["enable"] = rng.random(n) >= disabled_fraction
+    program["rearm"] = 1
+    requests = trace.empty("tracker_requests", n_requests)
+    gaps = rng.geometric(1.0 - idle_prob, n_requests) - 1 if idle_prob > 0 else np.zeros(n_requests, np.int64)
+    requests["cycle"] = np.cumsum(gaps)
+    requests["tag"] = rng.integers(0, n, n_requests)
+    max_size = (1 << params.size_bits) - 1
+    requests["size"] = np.minimum(rng.integers(1, 17, n_requests) * 64, max_size)
+    requests["addr"] = rng.integers(0, 1 << max(0, min(params.addr_bits, 40) - 6), n_requests) << 6
+    requests["kind"] = rng.integers(0, 2, n_requests)
+    requests["source"] = 0
+    return program, requests

@@ -1,0 +1,129 @@
+"""The ``llmarch`` command line.
+
+``llmarch run``      planner -> ring model -> tracker replay on the model (and the RTL with ``--rtl``)
+``llmarch verilog``  one Verilog file per hardware block
+
+User errors (bad config, bad trace, unplannable workload, unwritable output) print one line on stderr and exit
+with status 2; a failing RTL flow exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from sim.config import DEFAULT_CONFIG, ConfigError, RunConfig, as_dict, load_config
+from sim.trace import TraceError
+
+EXIT_USER_ERROR = 2
+EXIT_RTL_FAILURE = 1
+
+
+def _progress(msg: str) -> None:
+    print(f"[llmarch] {msg}", file=sys.stderr, flush=True)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically with stable key order (byte-identical for identical data)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load(args: argparse.Namespace) -> tuple[RunConfig, Path]:
+    path = Path(args.config) if args.config else DEFAULT_CONFIG
+    cfg = load_config(path)
+    if getattr(args, "seed", None) is not None:
+        cfg = dataclasses.replace(cfg, seed=args.seed)
+    return cfg, path
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sim.jobs import run_main_job
+    from sw_stack.t3_planner import PlanError
+
+    cfg, path = _load(args)
+    out = Path(args.out)
+    _check_writable(out)
+    t0 = time.perf_counter()
+    try:
+        result, summary = run_main_job(cfg, out, rtl=args.rtl, progress=_progress)
+    except PlanError as exc:
+        raise ConfigError(path, exc.keypath, str(exc).split(": ", 1)[1]) from None
+    write_json(out / "run.json", result)
+    print(summary)
+    print(f"wrote {out / 'run.json'} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def cmd_verilog(args: argparse.Namespace) -> int:
+    from hw.verilog import write_all
+
+    cfg, _ = _load(args)
+    out = Path(args.out)
+    _check_writable(out)
+    for path in write_all(out, tracker=cfg.hardware.tracker.params()):
+        print(f"wrote {path}")
+    return 0
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".llmarch-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(out, "--out", f"cannot write to the output directory ({exc.strerror})") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="llmarch", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the main job on a config")
+    run.add_argument("--config", help="YAML config (default: configs/default.yaml)")
+    run.add_argument("--rtl", action="store_true", help="also replay every device's tracker input on the RTL")
+    run.add_argument("--out", default="results", help="output directory (default: results)")
+    run.add_argument("--seed", type=int, help="override the config's seed")
+    run.set_defaults(fn=cmd_run)
+
+    ver = sub.add_parser("verilog", help="write one Verilog file per hardware block")
+    ver.add_argument("--out", required=True, help="output directory")
+    ver.add_argument("--config", help="config whose hardware parameters to use (default: the default config)")
+    ver.set_defaults(fn=cmd_verilog)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (ConfigError, TraceError) as exc:
+        print(f"llmarch: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as exc:
+        from sim.rtl.runner import RtlError
+
+        if isinstance(exc, RtlError):
+            print(f"llmarch: RTL failure: {exc}", file=sys.stderr)
+            return EXIT_RTL_FAILURE
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
