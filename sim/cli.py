@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sim.config import DEFAULT_CONFIG, ConfigError, RunConfig, as_dict, load_config
+from sim.config import DEFAULT_CONFIG, ConfigError, RunConfig, load_config
 from sim.trace import TraceError
 
 EXIT_USER_ERROR = 2

@@ -124,7 +124,10 @@ def read(path: str | os.PathLike[str]) -> Trace:
     if not path.is_file():
         raise TraceError(f"{path}: no such trace file")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with open(path, "rb") as fh:
+            npz = np.load(fh, allow_pickle=False)
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise TraceError(f"{path}: not an llmarch trace (a single .npy array, not an .npz archive)")
             files = set(npz.files)
             if "header" not in files:
                 raise TraceError(f"{path}: not an llmarch trace (no 'header' member)")

@@ -63,9 +63,9 @@ def verilator_env() -> Iterator[None]:
 
 
 def _tool_versions() -> str:
-    import cocotb
-
     from importlib.metadata import version
+
+    import cocotb
 
     return f"verilator={version('verilator')};cocotb={cocotb.__version__};python={sys.version_info[:2]}"
 
@@ -124,7 +124,8 @@ def run_cocotb(build_dir: Path, top: str, test_module: str, testcase: str | None
     job_path = test_dir / "job.json"
     job_path.write_text(json.dumps(job))
     log = test_dir / "sim.log"
-    env = {"LLMARCH_TB_JOB": str(job_path)}  # the runner passes our sys.path on as PYTHONPATH
+    # The runner passes our sys.path on as PYTHONPATH; deprecations fail inside the simulator too.
+    env = {"LLMARCH_TB_JOB": str(job_path), "PYTHONWARNINGS": "error::DeprecationWarning"}
     with verilator_env():
         runner = get_runner("verilator")
         try:

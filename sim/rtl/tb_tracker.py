@@ -52,7 +52,7 @@ def _scoreboard(program, requests, params: TrackerParams, got: list[tuple[int, i
     got_seq = [(d, e) for _, d, e in got]
     ok = got_seq == ref.sequence
     if not ok:
-        first = next((i for i, (a, b) in enumerate(zip(got_seq, ref.sequence)) if a != b),
+        first = next((i for i, (a, b) in enumerate(zip(got_seq, ref.sequence, strict=False)) if a != b),
                      min(len(got_seq), len(ref.sequence)))
         cocotb.log.error("scoreboard: trigger %d differs (RTL %s, reference %s); %d vs %d triggers", first,
                          got_seq[first:first + 1], ref.sequence[first:first + 1], len(got_seq), len(ref.sequence))
