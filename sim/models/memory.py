@@ -27,3 +27,72 @@ class MemoryTiming:
         """Cycle the read's word is first visible on ``rsp``."""
         return self.serve(accept_cycle) + self.params.latency + 1
 
+
+
+class SimpleMemoryModel:
+    """Cycle-exact model of `hw.memory.SimpleMemory`, stepped one cycle at a time by its user.
+
+    Within a cycle the user asks ``cmd_ready()``/``rsp_valid()``, then calls ``push_cmd`` and ``pop_rsp`` for
+    the handshakes of that cycle, then ``step()``. All decisions use the state at the start of the cycle, as
+    the registers do.
+    """
+
+    def __init__(self, params: MemoryParams, storage: dict[int, int] | None = None) -> None:
+        from collections import deque
+
+        self.p = params
+        self.mask = (1 << params.size_log2) - 1
+        self.mem: dict[int, int] = storage if storage is not None else {}
+        self.queue: deque[tuple[int, int, int]] = deque()
+        self.pipe: deque[tuple[int, int]] = deque()  # (cycle the word enters the response FIFO, data)
+        self.rsp: deque[int] = deque()
+        self.wait = 0
+        self.cycle = 0
+        self._cmd: tuple[int, int, int] | None = None
+        self._pop = False
+
+    def cmd_ready(self) -> bool:
+        return len(self.queue) < self.p.queue_depth
+
+    def occupancy(self) -> int:
+        return len(self.queue)
+
+    def rsp_valid(self) -> bool:
+        return bool(self.rsp)
+
+    def rsp_data(self) -> int:
+        return self.rsp[0]
+
+    def push_cmd(self, addr: int, write: int, data: int) -> None:
+        self._cmd = (addr, write, data)
+
+    def pop_rsp(self) -> None:
+        self._pop = True
+
+    def read_word(self, addr: int) -> int:
+        return self.mem.get(addr & self.mask, 0)
+
+    def write_word(self, addr: int, data: int) -> None:
+        self.mem[addr & self.mask] = data & 0xFFFFFFFF
+
+    def step(self) -> None:
+        t, p = self.cycle, self.p
+        in_flight = len(self.pipe)
+        if self.queue and self.wait == 0 and len(self.rsp) + in_flight < p.rsp_depth:
+            addr, write, data = self.queue.popleft()
+            if write:
+                self.write_word(addr, data)
+            else:
+                self.pipe.append((t + p.latency, self.read_word(addr)))
+            self.wait = p.interval - 1
+        elif self.wait:
+            self.wait -= 1
+        if self._pop:
+            self.rsp.popleft()
+            self._pop = False
+        if self.pipe and self.pipe[0][0] == t:
+            self.rsp.append(self.pipe.popleft()[1])
+        if self._cmd is not None:
+            self.queue.append(self._cmd)
+            self._cmd = None
+        self.cycle = t + 1
