@@ -1,7 +1,9 @@
 """The ``llmarch`` command line.
 
-``llmarch run``      planner -> ring model -> tracker replay on the model (and the RTL with ``--rtl``)
-``llmarch verilog``  one Verilog file per hardware block
+``llmarch run``        planner -> ring model -> tracker replay on the model (and the RTL with ``--rtl``),
+                       plus a short T3 study
+``llmarch study t3``   the T3 design study (``--rtl``: with one device's RTL co-simulated)
+``llmarch verilog``    one Verilog file per hardware block
 
 User errors (bad config, bad trace, unplannable workload, unwritable output) print one line on stderr and exit
 with status 2; a failing RTL flow exits with status 1.
@@ -19,9 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sim.config import DEFAULT_CONFIG, ConfigError, RunConfig, load_config
+from sim.config import DEFAULT_CONFIG, REPO_ROOT, ConfigError, RunConfig, load_config
 from sim.trace import TraceError
 
+STUDY_CONFIGS = {"t3": REPO_ROOT / "configs" / "t3_study.yaml"}
 EXIT_USER_ERROR = 2
 EXIT_RTL_FAILURE = 1
 
@@ -70,6 +73,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    from sim.studies import t3
+
+    if not args.config:
+        args.config = str(STUDY_CONFIGS[args.study])
+    cfg, _ = _load(args)
+    out = Path(args.out)
+    _check_writable(out)
+    t0 = time.perf_counter()
+    result = t3.run_study(cfg.hardware, cfg.t3_study, progress=_progress)
+    if args.rtl:
+        from sim.cosim import run_t3_cosim
+
+        result["cosim"] = run_t3_cosim(cfg, out / "cosim", progress=_progress)
+    write_json(out / "t3.json", result)
+    files = t3.write_report(result, out)
+    print(t3.summary_table(result))
+    if args.rtl:
+        c = result["cosim"]
+        print(f"co-simulation: {c['data_mismatches']} data mismatches, max completion-cycle error "
+              f"{100 * c['max_cycle_error']:.2f}%")
+    print(f"wrote {out / 't3.json'}, " + ", ".join(str(f) for f in files) +
+          f" in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
 def cmd_verilog(args: argparse.Namespace) -> int:
     from hw.verilog import write_all
 
@@ -101,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="results", help="output directory (default: results)")
     run.add_argument("--seed", type=int, help="override the config's seed")
     run.set_defaults(fn=cmd_run)
+
+    study = sub.add_parser("study", help="run a design study")
+    study.add_argument("study", choices=sorted(STUDY_CONFIGS), help="which study")
+    study.add_argument("--config", help="YAML config (default: configs/<study>_study.yaml)")
+    study.add_argument("--out", default="results", help="output directory (default: results)")
+    study.add_argument("--rtl", action="store_true", help="also co-simulate one device's RTL on Verilator")
+    study.set_defaults(fn=cmd_study)
 
     ver = sub.add_parser("verilog", help="write one Verilog file per hardware block")
     ver.add_argument("--out", required=True, help="output directory")

@@ -136,6 +136,51 @@ class ReplayConfig:
     backpressure_prob: float = field(default=0.0, metadata=_check(_probability, "a probability in [0, 1)"))
 
 
+SUBLAYERS = {
+    # name: (K as a multiple of hidden / TP, pass). The GEMM is tokens x hidden x K on each device, and its
+    # output (tokens x hidden partial sums) is reduce-scattered over the TP ring.
+    "OP": (1, "forward attention output projection"),
+    "FC-2": (4, "forward second MLP projection"),
+    "FC-1": (4, "backward first MLP projection (input gradient)"),
+    "IP": (3, "backward attention input projection (input gradient)"),
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    hidden: int = _pos()
+
+
+@dataclass(frozen=True)
+class T3StudyConfig:
+    """The T3 design study: sublayers x models x TP degrees, and the system model's assumed parameters.
+
+    ``gemm_efficiency`` (fraction of peak matrix FLOP/s a GEMM tile reaches when its data is there),
+    ``k_slice`` (K elements a workgroup loads per pipelined step; loads are double-buffered),
+    ``dram_latency_ns``, ``comm_batch_bytes`` (the size of one communication memory request burst),
+    ``rs_rings`` (2: the reduce-scatter uses both directions of the bidirectional ring links, as two rings
+    each carrying half the data, as collective libraries do) and the MCA settings are assumptions, not figures
+    from the paper.
+    """
+
+    tokens: int = _pos(default=8192)
+    models: tuple[ModelSpec, ...] = (ModelSpec("Mega-GPT-2", 3072), ModelSpec("T-NLG", 4256))
+    tp: tuple[int, ...] = field(default=(8, 16), metadata={"check": (lambda v: v >= 2, ">= 2")})
+    sublayers: tuple[str, ...] = field(default=tuple(SUBLAYERS), metadata={
+        "check": (lambda v: v in SUBLAYERS, "one of " + ", ".join(SUBLAYERS))})
+    tile_m: int = _pos(default=256)
+    tile_n: int = _pos(default=128)
+    dtype_bytes: int = _pos(default=2)
+    gemm_efficiency: float = field(default=0.75, metadata=_check(lambda v: 0 < v <= 1, "a number in (0, 1]"))
+    k_slice: int = _pos(default=128)
+    dram_latency_ns: float = field(default=250.0, metadata=_check(_non_negative, ">= 0"))
+    comm_batch_bytes: int = _pos(default=16384)
+    rs_rings: int = field(default=2, metadata=_check(lambda v: v in (1, 2), "1 or 2"))
+    mca_max_threshold: int = _pos(default=16)
+    mca_starvation_cycles: int = _pos(default=4000)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """The whole configuration of ``llmarch run``."""
@@ -144,6 +189,7 @@ class RunConfig:
     seed: int = 1
     t3: T3Config = field(default_factory=T3Config)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
+    t3_study: T3StudyConfig = field(default_factory=T3StudyConfig)
 
 
 # Loading ------------------------------------------------------------------------------------------------
@@ -157,6 +203,15 @@ def _type_name(tp: Any) -> str:
 def _convert(tp: Any, value: Any, file: Path, keypath: str, extra: dict[str, Any] | None = None) -> Any:
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, file, keypath)
+    if typing.get_origin(tp) is tuple:
+        item = typing.get_args(tp)[0]
+        if not isinstance(value, list) or not value:
+            raise ConfigError(file, keypath, f"expected a non-empty list of {_type_name(item)}s, got {value!r}")
+        items = tuple(_convert(item, v, file, f"{keypath}[{i}]", extra) for i, v in enumerate(value))
+        check = (extra or {}).get("check_list")
+        if check and not check[0](items):
+            raise ConfigError(file, keypath, f"expected {check[1]}, got {value!r}")
+        return items
     ok = (
         (tp is int and isinstance(value, int) and not isinstance(value, bool))
         or (tp is float and isinstance(value, (int, float)) and not isinstance(value, bool))
@@ -169,6 +224,10 @@ def _convert(tp: Any, value: Any, file: Path, keypath: str, extra: dict[str, Any
         raise ConfigError(file, keypath, f"expected {expected}, got {value!r}")
     if tp is float:
         value = float(value)
+    if check and check[1].startswith("one of"):
+        if not check[0](value):
+            raise ConfigError(file, keypath, f"expected {check[1]}, got {value!r}")
+        return value
     if check and not check[0](value):
         exp = check[1] if check[1].startswith(("a ", "an ")) else f"{_type_name(tp)} {check[1]}"
         raise ConfigError(file, keypath, f"expected {exp}, got {value!r}")

@@ -8,8 +8,10 @@
    (seeded by ``seed`` and the device number), into the tracker model and, with ``--rtl``, into the tracker
    RTL on Verilator; every trigger's cycle and data are compared.
 
+4. A short T3 study (`sim.studies.t3`) on the config's ``t3_study`` section.
+
 ``run.json`` keys (stable; documented in docs/results.md): ``schema``, ``seed``, ``config``, ``ring``,
-``tracker``.
+``tracker``, ``t3``.
 """
 
 from __future__ import annotations
@@ -123,8 +125,12 @@ def run_main_job(cfg: RunConfig, out: Path, *, rtl: bool = False,
         "model_events": ring.events,
         "clock_hz": clock_hz,
     }
+    from sim.studies import t3 as t3_study
+
+    progress("short T3 study")
+    study = t3_study.run_study(hw, cfg.t3_study)
     result = {"schema": RUN_SCHEMA, "seed": cfg.seed, "config": as_dict(cfg), "ring": ring_json,
-              "tracker": tracker}
+              "tracker": tracker, "t3": {k: study[k] for k in ("sublayers", "summary", "ordering_exceptions")}}
 
     us = 1e6 / clock_hz
     lines = [
@@ -144,4 +150,6 @@ def run_main_job(cfg: RunConfig, out: Path, *, rtl: bool = False,
             f"{tracker['mismatches']} cycle mismatches, {tracker['data_mismatches']} data mismatches vs the model; "
             f"scoreboard {'ok' if tracker['scoreboard_ok'] else 'FAILED'}; "
             f"{sum(e['rtl_cycles'] for e in per_device) / max(rtl_wall, 1e-9) / 1e6:.2f} M cycles/s on Verilator")
+    lines.append("  T3 study (short; full: llmarch study t3):")
+    lines += ["    " + line for line in t3_study.summary_table(study).splitlines()]
     return result, "\n".join(lines)
