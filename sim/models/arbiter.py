@@ -4,8 +4,14 @@ MCA's choice depends on the memory's queue level every cycle, and the queue leve
 choice, so a transaction-level model (`sim.models.memory.MemoryTiming`) cannot predict it. This model steps the
 arbiter's registers (the held selection, the round-robin pointer, the starvation counter, the owner FIFO and
 the statistics) together with the cycle-exact `sim.models.memory.SimpleMemoryModel`, one cycle at a time, with
-the same "decide on the state at the start of the cycle, then update" order as the registers. It is meant to be
-cycle-exact against the RTL: grant cycles, response cycles and data, and both statistics counters.
+the same "decide on the state at the start of the cycle, then update" order as the registers.
+
+Agreement with the RTL: exact (0 cycles) for every grant cycle, response cycle and word, the run length and
+both statistics counters. It is exact by construction, not by calibration: every register of the arbiter has a
+counterpart here, and the memory model is cycle-exact too, so there is nothing left to approximate. The tests
+check it on Verilator (`tests/test_rtl_arbiter.py`) and in Amaranth's simulator, including small FIFOs and
+queues (`tests/test_arbiter_model.py`). In front of a different memory, the arbiter half stays exact given that
+memory's ``cmd.ready``, ``occupancy`` and ``rsp`` per cycle; the whole is then as exact as the memory's model.
 
 Request streams are arrays of `CMD_DTYPE`: ``cycle`` is the first cycle a command may be offered (a requester
 offers its commands in order, each from ``max(cycle, previous grant + 1)``), then ``addr``, ``write``, ``data``.
@@ -108,12 +114,22 @@ class StreamRun:
     """One requester's observations: grant cycle per command, (cycle, data) per read response."""
 
     arrivals: list[int] = field(default_factory=list)
+    writes: list[int] = field(default_factory=list)
     grants: list[int] = field(default_factory=list)
+    grant_occupancy: list[int] = field(default_factory=list)  # memory queue level in the grant's cycle
     responses: list[tuple[int, int]] = field(default_factory=list)
 
     def completion(self) -> int:
         """Cycle of the stream's last event (its last grant or its last read response); -1 if empty."""
         return max([-1, *self.grants[-1:], *(c for c, _ in self.responses[-1:])])
+
+    @property
+    def read_grants(self) -> list[int]:
+        return [g for g, w in zip(self.grants, self.writes, strict=False) if not w]
+
+    def read_latencies(self) -> list[int]:
+        """Cycles from each read's grant to its response."""
+        return [c - g for g, (c, _) in zip(self.read_grants, self.responses, strict=False)]
 
     def waits(self) -> list[int]:
         """Cycles each command was offered before its grant (offered from ``max(arrival, previous grant+1)``)."""
@@ -143,7 +159,7 @@ def run_arbiter(params: ArbiterParams, memory: SimpleMemoryModel, compute: np.nd
     """Replay two `CMD_DTYPE` streams through the arbiter and ``memory``; ready callables take the cycle."""
     model = ArbiterModel(params, mode, threshold, starvation_limit)
     cols = [[s[k].tolist() for k in ("cycle", "addr", "write", "data")] for s in (compute, comm)]
-    run = ArbiterRun(StreamRun(arrivals=cols[0][0]), StreamRun(arrivals=cols[1][0]))
+    run = ArbiterRun(*(StreamRun(arrivals=c[0], writes=c[2]) for c in cols))
     readies = (compute_ready, comm_ready)
     idx = [0, 0]
     n = [len(compute), len(comm)]
@@ -157,9 +173,11 @@ def run_arbiter(params: ArbiterParams, memory: SimpleMemoryModel, compute: np.nd
             i = idx[s]
             offers.append((cols[s][1][i], cols[s][2][i], cols[s][3][i]) if i < n[s] and cols[s][0][i] <= t
                           else None)
+        occupancy = memory.occupancy()
         granted, delivered = model.cycle(memory, offers, [r is None or r(t) for r in readies])
         if granted is not None:
             run.stream(granted).grants.append(t)
+            run.stream(granted).grant_occupancy.append(occupancy)
             run.order.append((granted, idx[granted]))
             idx[granted] += 1
         if delivered is not None:
