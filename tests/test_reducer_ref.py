@@ -22,6 +22,7 @@ from sim.reduce_ref import (
     STORE,
     apply_packets,
     as_packets,
+    packet_results,
     reduce_words,
 )
 
@@ -267,9 +268,12 @@ def test_apply_packets_in_order_with_repeated_addresses():
     mem0 = rng.integers(0, 1 << 32, words, dtype=np.uint64).astype(np.uint32)
     got = apply_packets(mem0, packets)
     slow = [int(x) for x in mem0]
+    writes = []
     for _, addr, op, d, _ in rows:
         slow[addr] = int(reduce_words(op, np.uint32(slow[addr]), np.uint32(d)))
+        writes.append(slow[addr])
     assert got.tolist() == slow
+    assert packet_results(mem0, packets)[1].tolist() == writes
     assert mem0.tolist() != slow  # the input is not modified in place ...
     assert apply_packets(mem0, packets[:0]).tolist() == mem0.tolist()  # ... and no packets change nothing
     with pytest.raises(ValueError):

@@ -1,0 +1,345 @@
+"""T3 near-memory reducer: tagged stores and updates applied next to memory with an atomic read-modify-write.
+
+Every packet names a word address, an op, a 32-bit operand and a tracking tag. ``STORE`` writes the operand;
+the ``ADD_*`` ops read the old word, add the operand and write the sum back, so no core reads data back to
+reduce it. When a packet's (final) write command is accepted by the memory port, the packet is *committed*: its
+``(tag, addr)`` is pushed to the ``commit`` FIFO. Memory executes commands in acceptance order, so a read
+accepted after a commit is observed (e.g. the DMA read a tracker triggers) returns the updated word.
+
+Port contract (valid/ready streams, Amaranth ``lib.stream``; payload fields packed LSB first):
+
+``pkt`` (in)
+    ``addr`` (word address), ``op`` (`ReduceOp`), ``data`` (32 bits), ``tag``. ``pkt.ready`` depends
+    combinationally on ``pkt.payload`` (op and address match) and on ``mem.cmd.ready``, never on ``pkt.valid``.
+``mem`` (out)
+    `hw.memory.mem_port_signature`: ``cmd`` (``addr``, ``write``, ``data``) out, ``rsp`` (read words, in order)
+    in. The block needs no more than ``inflight`` read responses buffered by the memory.
+``commit`` (out)
+    ``tag``, ``addr``: one entry per packet, in packet order, through a ``commit_depth`` FIFO. A write is issued
+    only while that FIFO has room, so backpressure on ``commit`` stalls the block and never loses an entry.
+``applied`` (out)
+    Number of packets committed since reset (wraps at 2**32).
+``idle`` (out)
+    High when no packet is in flight and the commit FIFO is empty.
+
+Operation: packets are accepted in order into an in-flight queue of ``inflight`` entries. An ``ADD_*`` packet
+issues its read in the cycle it is accepted; a ``STORE`` needs no read. The queue head moves to a write-back
+register when it is a ``STORE`` or when its read word is on ``rsp`` (the sum is computed on the way in); the
+write-back register issues the write when the commit FIFO has room. Writes have priority over reads on ``cmd``.
+An ``ADD_*`` packet is not accepted while its address matches any packet in the queue or the write-back
+register (its read would miss that write), so back-to-back updates of one word are exact; packets to other
+words overlap, up to ``inflight`` at once. A ``STORE`` is never held back by an address match: writes leave in
+packet order.
+
+Timing, with a memory that accepts every command and answers a read accepted at *t* at *t + L + 2* (as
+`hw.memory.SimpleMemory` with ``latency`` *L* and ``interval`` 1): a ``STORE`` accepted at *t* has its write
+accepted at *t + 2* and its commit on ``commit`` from *t + 3*; an ``ADD_*`` accepted at *t* writes at *t + L + 3*
+and commits from *t + L + 4* (10 cycles for *L* = 6).
+
+Arithmetic (bit-exact; `sim.reduce_ref` is the reference):
+
+* ``ADD_I32``: two's-complement add, wrapping modulo 2**32.
+* ``ADD_F32``: IEEE-754 binary32 addition, round to nearest even. Subnormal inputs and results are exact (no
+  flush to zero); overflow rounds to infinity; ``inf + inf = inf``; ``inf + (-inf)`` and any NaN input give
+  NaN, and every NaN result is the canonical quiet NaN ``0x7FC00000`` (the input NaN's sign and payload are
+  not propagated). An exact zero sum is ``+0`` (``x + (-x) = +0``) except ``(-0) + (-0) = -0``.
+* ``ADD_BF16``: the same rules on two bfloat16 lanes (1 sign, 8 exponent, 7 fraction bits; lane 0 in bits
+  15:0), each rounded once from the exact sum; canonical NaN ``0x7FC0``.
+
+The adders are single-cycle combinational logic (three guard bits: guard, round, sticky), between the memory's
+response and the write-back register.
+
+A synchronous reset empties the queue, the write-back register and the commit FIFO and clears ``applied``;
+reset the memory port together with the block (a read response arriving after the reset would otherwise be
+taken for a new packet's).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal, Value
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from hw.memory import mem_cmd_layout, mem_port_signature
+
+
+class ReduceOp(enum.IntEnum):
+    """Packet ops (the DMA engine's link packets carry the same codes)."""
+
+    STORE = 0
+    ADD_I32 = 1
+    ADD_F32 = 2
+    ADD_BF16 = 3
+
+
+class ReducerParams:
+    """Parameters shared by the RTL, the cycle model and the testbenches.
+
+    Parameters
+    ----------
+    addr_bits : width of a word address.
+    tag_bits : width of a tracking tag.
+    inflight : packets held between acceptance and write-back (read-modify-writes outstanding at once).
+    commit_depth : depth of the commit FIFO (at least 2).
+    """
+
+    def __init__(self, *, addr_bits: int = 24, tag_bits: int = 8, inflight: int = 4, commit_depth: int = 8) -> None:
+        checks = {
+            "addr_bits": (addr_bits, 1 <= addr_bits <= 48, "an integer in 1..48"),
+            "tag_bits": (tag_bits, 1 <= tag_bits <= 16, "an integer in 1..16"),
+            "inflight": (inflight, 1 <= inflight <= 16, "an integer in 1..16"),
+            "commit_depth": (commit_depth, 2 <= commit_depth <= 4096, "an integer in 2..4096"),
+        }
+        for name, (value, ok, expected) in checks.items():
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"ReducerParams.{name} must be an int, not {value!r}")
+            if not ok:
+                raise ValueError(f"ReducerParams.{name} must be {expected}, not {value}")
+        self.addr_bits = addr_bits
+        self.tag_bits = tag_bits
+        self.inflight = inflight
+        self.commit_depth = commit_depth
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in ("addr_bits", "tag_bits", "inflight", "commit_depth")}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ReducerParams) and self.as_dict() == other.as_dict()
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.as_dict().items()))
+
+    def __repr__(self) -> str:
+        return "ReducerParams(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
+
+    # Layouts -------------------------------------------------------------------------------------------
+    def packet_layout(self) -> data.StructLayout:
+        return data.StructLayout({"addr": self.addr_bits, "op": 2, "data": 32, "tag": self.tag_bits})
+
+    def commit_layout(self) -> data.StructLayout:
+        return data.StructLayout({"tag": self.tag_bits, "addr": self.addr_bits})
+
+
+def fp_add(m: Module, a: Value, b: Value, ebits: int, mbits: int, name: str) -> Signal:
+    """Combinational IEEE addition of encodings ``a`` and ``b`` (rules in the module docstring).
+
+    The larger magnitude ``x`` keeps three extra bits (guard, round, sticky) after the smaller ``y`` is aligned
+    to it; the sum or difference is normalised (left shifts stop at the smallest exponent, giving subnormals)
+    and rounded to nearest even once. Three extra bits suffice: bits are lost to the sticky only when the
+    exponents differ by two or more, and then a difference needs at most one bit of left shift.
+    """
+    width = 1 + ebits + mbits
+    emax = (1 << ebits) - 1
+    ext = mbits + 4  # significand with hidden bit and guard/round/sticky bits
+
+    def sig(prefix: str, shape: int) -> Signal:
+        return Signal(shape, name=f"{name}_{prefix}")
+
+    sa, sb = a[width - 1], b[width - 1]
+    ea, eb = a[mbits:width - 1], b[mbits:width - 1]
+    fa, fb = a[:mbits], b[:mbits]
+    a_nan = (ea == emax) & (fa != 0)
+    b_nan = (eb == emax) & (fb != 0)
+    a_inf = (ea == emax) & (fa == 0)
+    b_inf = (eb == emax) & (fb == 0)
+
+    swap = sig("swap", 1)
+    m.d.comb += swap.eq(b[:width - 1] > a[:width - 1])
+    x, y = sig("x", width), sig("y", width)
+    m.d.comb += [x.eq(Mux(swap, b, a)), y.eq(Mux(swap, a, b))]
+    ex, ey = x[mbits:width - 1], y[mbits:width - 1]
+    exp_x, exp_y = sig("exp_x", ebits), sig("exp_y", ebits)
+    m.d.comb += [exp_x.eq(Mux(ex == 0, 1, ex)), exp_y.eq(Mux(ey == 0, 1, ey))]
+    man_x, man_y = Cat(x[:mbits], ex != 0), Cat(y[:mbits], ey != 0)
+
+    # Align y onto x: shift right by the exponent difference (clamped), collecting the shifted-out bits.
+    diff = sig("diff", ebits)
+    m.d.comb += diff.eq(exp_x - exp_y)
+    dist = sig("dist", range(ext + 1))
+    m.d.comb += dist.eq(Mux(diff > ext, ext, diff))
+    wide = sig("wide", 2 * ext)
+    m.d.comb += wide.eq(Cat(Const(0, ext), Const(0, 3), man_y) >> dist)
+    y_al = sig("y_al", ext)
+    m.d.comb += y_al.eq(wide[ext:] | (wide[:ext] != 0))
+    x_al = Cat(Const(0, 3), man_x)
+
+    total = sig("sum", ext + 1)
+    sub = x[width - 1] ^ y[width - 1]
+    m.d.comb += total.eq(Mux(sub, x_al - y_al, x_al + y_al))
+
+    # Normalise: a carry out shifts right once (keeping the sticky); otherwise shift left over the leading
+    # zeros, but never below the smallest exponent (the result is then subnormal).
+    lz = sig("lz", range(ext + 1))
+    m.d.comb += lz.eq(ext)
+    for i in range(ext):
+        with m.If(total[i]):
+            m.d.comb += lz.eq(ext - 1 - i)
+    lshift = sig("lshift", range(ext + 1))
+    m.d.comb += lshift.eq(Mux(lz < exp_x, lz, exp_x - 1))
+    norm = sig("norm", ext)
+    exp_n = sig("exp_n", ebits + 1)
+    with m.If(total[ext]):
+        m.d.comb += [norm.eq(Cat(total[1] | total[0], total[2:ext + 1])), exp_n.eq(exp_x + 1)]
+    with m.Else():
+        m.d.comb += [norm.eq(total[:ext] << lshift), exp_n.eq(exp_x - lshift)]
+
+    # Round to nearest even on guard (bit 2), round | sticky (bits 1..0) and the kept lsb (bit 3).
+    up = norm[2] & (norm[1] | norm[0] | norm[3])
+    mant = sig("mant", mbits + 2)
+    m.d.comb += mant.eq(norm[3:] + up)
+    # (exp_n - 1) << mbits + mant is the encoding with the hidden bit's carries included (exp_n is 1 when the
+    # hidden bit is clear, i.e. for subnormals).
+    enc = sig("enc", ebits + mbits + 2)
+    m.d.comb += enc.eq(((exp_n - 1) << mbits) + mant)
+
+    out = Signal(width, name=name)
+    inf_bits = Const(emax << mbits, width - 1)
+    with m.If(a_nan | b_nan | (a_inf & b_inf & (sa != sb))):
+        m.d.comb += out.eq((emax << mbits) | (1 << (mbits - 1)))
+    with m.Elif(a_inf):
+        m.d.comb += out.eq(a)
+    with m.Elif(b_inf):
+        m.d.comb += out.eq(b)
+    with m.Elif(total == 0):
+        m.d.comb += out.eq(Cat(Const(0, width - 1), sa & sb))
+    with m.Elif(enc >= (emax << mbits)):
+        m.d.comb += out.eq(Cat(inf_bits, x[width - 1]))
+    with m.Else():
+        m.d.comb += out.eq(Cat(enc[:width - 1], x[width - 1]))
+    return out
+
+
+def reduce_word(m: Module, op: Value, old: Value, new: Value) -> Signal:
+    """Combinational: the word ``op`` writes given the ``old`` memory word and the packet's ``new`` word."""
+    i32 = Signal(32, name="sum_i32")
+    m.d.comb += i32.eq(old + new)
+    f32 = fp_add(m, old, new, 8, 23, "sum_f32")
+    bf_lo = fp_add(m, old[:16], new[:16], 8, 7, "sum_bf16_lo")
+    bf_hi = fp_add(m, old[16:], new[16:], 8, 7, "sum_bf16_hi")
+    out = Signal(32, name="reduced")
+    with m.Switch(op):
+        with m.Case(ReduceOp.ADD_I32):
+            m.d.comb += out.eq(i32)
+        with m.Case(ReduceOp.ADD_F32):
+            m.d.comb += out.eq(f32)
+        with m.Case(ReduceOp.ADD_BF16):
+            m.d.comb += out.eq(Cat(bf_lo, bf_hi))
+        with m.Default():
+            m.d.comb += out.eq(new)
+    return out
+
+
+class NearMemoryReducer(wiring.Component):
+    """T3's near-memory reducer (see the module docstring for the port contract and the arithmetic)."""
+
+    def __init__(self, params: ReducerParams | None = None) -> None:
+        self.params = params or ReducerParams()
+        p = self.params
+        super().__init__({
+            "pkt": In(stream.Signature(p.packet_layout())),
+            "mem": Out(mem_port_signature(p.addr_bits)),
+            "commit": Out(stream.Signature(p.commit_layout())),
+            "applied": Out(32),
+            "idle": Out(1),
+        })
+
+    def elaborate(self, platform) -> Module:
+        p = self.params
+        m = Module()
+        k = p.inflight
+        pkt_layout, commit_layout = p.packet_layout(), p.commit_layout()
+
+        m.submodules.commit_fifo = fifo = SyncFIFO(width=commit_layout.size, depth=p.commit_depth)
+
+        # In-flight queue: a ring of registers (searched in parallel for address matches).
+        slots = [Signal(pkt_layout.size, name=f"slot{i}") for i in range(k)]
+        slot_valid = Signal(k)
+        head = Signal(range(k))
+        tail = Signal(range(k))
+        count = Signal(range(k + 1))
+
+        # Write-back register: the next write to issue.
+        wb_valid = Signal()
+        wb_addr = Signal(p.addr_bits)
+        wb_data = Signal(32)
+        wb_tag = Signal(p.tag_bits)
+
+        pkt = self.pkt.payload
+        head_raw = Signal(pkt_layout.size)
+        m.d.comb += head_raw.eq(Array(slots)[head])
+        head_pkt = data.View(pkt_layout, head_raw)
+
+        wants_write = Signal()
+        write_fire = Signal()
+        m.d.comb += [
+            wants_write.eq(wb_valid & fifo.w_rdy),
+            write_fire.eq(wants_write & self.mem.cmd.ready),
+        ]
+        wb_free = ~wb_valid | write_fire
+        head_is_add = head_pkt.op != ReduceOp.STORE
+        pop = Signal()
+        m.d.comb += [
+            pop.eq((count != 0) & wb_free & (~head_is_add | self.mem.rsp.valid)),
+            self.mem.rsp.ready.eq((count != 0) & head_is_add & wb_free),
+        ]
+
+        hazard = Signal()
+        m.d.comb += hazard.eq(
+            (wb_valid & (wb_addr == pkt.addr))
+            | Cat(slot_valid[i] & (data.View(pkt_layout, slots[i]).addr == pkt.addr) for i in range(k)).any())
+        room = count != k
+        pkt_is_add = pkt.op != ReduceOp.STORE
+        read_go = Signal()
+        m.d.comb += [
+            read_go.eq(self.pkt.valid & pkt_is_add & room & ~hazard & ~wants_write),
+            self.pkt.ready.eq(room & (~pkt_is_add | (~hazard & ~wants_write & self.mem.cmd.ready))),
+        ]
+        accept = self.pkt.valid & self.pkt.ready
+
+        cmd = data.View(mem_cmd_layout(p.addr_bits), self.mem.cmd.payload.as_value())
+        m.d.comb += self.mem.cmd.valid.eq(wants_write | read_go)
+        with m.If(wants_write):
+            m.d.comb += [cmd.addr.eq(wb_addr), cmd.write.eq(1), cmd.data.eq(wb_data)]
+        with m.Else():
+            m.d.comb += [cmd.addr.eq(pkt.addr), cmd.write.eq(0)]
+
+        def advance(ptr: Signal) -> Value:
+            return Mux(ptr == k - 1, 0, ptr + 1)
+
+        with m.If(accept):
+            m.d.sync += tail.eq(advance(tail))
+        m.d.sync += count.eq(count + accept - pop)
+        for i in range(k):
+            with m.If(accept & (tail == i)):
+                m.d.sync += [slots[i].eq(pkt.as_value()), slot_valid[i].eq(1)]
+            with m.Elif(pop & (head == i)):
+                m.d.sync += slot_valid[i].eq(0)
+
+        reduced = reduce_word(m, head_pkt.op, self.mem.rsp.payload, head_pkt.data)
+        with m.If(pop):
+            m.d.sync += [
+                head.eq(advance(head)),
+                wb_valid.eq(1),
+                wb_addr.eq(head_pkt.addr),
+                wb_tag.eq(head_pkt.tag),
+                wb_data.eq(reduced),
+            ]
+        with m.Elif(write_fire):
+            m.d.sync += wb_valid.eq(0)
+
+        commit_out = data.View(commit_layout, fifo.w_data)
+        m.d.comb += [
+            fifo.w_en.eq(write_fire),
+            commit_out.tag.eq(wb_tag),
+            commit_out.addr.eq(wb_addr),
+            self.commit.valid.eq(fifo.r_rdy),
+            self.commit.payload.eq(fifo.r_data),
+            fifo.r_en.eq(self.commit.ready),
+        ]
+        with m.If(write_fire):
+            m.d.sync += self.applied.eq(self.applied + 1)
+        m.d.comb += self.idle.eq((count == 0) & ~wb_valid & ~fifo.r_rdy)
+        return m
