@@ -13,7 +13,9 @@ Port contract (valid/ready streams, Amaranth ``lib.stream``; payload fields pack
     combinationally on ``pkt.payload`` (op and address match) and on ``mem.cmd.ready``, never on ``pkt.valid``.
 ``mem`` (out)
     `hw.memory.mem_port_signature`: ``cmd`` (``addr``, ``write``, ``data``) out, ``rsp`` (read words, in order)
-    in. The block needs no more than ``inflight`` read responses buffered by the memory.
+    in. ``rsp.ready`` is always high: each word is kept in its packet's slot until the packet's turn, so the
+    block never holds a shared memory's response path while it waits to issue a write (which could deadlock
+    an in-order memory whose response buffer is full).
 ``commit`` (out)
     ``tag``, ``addr``: one entry per packet, in packet order, through a ``commit_depth`` FIFO. A write is issued
     only while that FIFO has room, so backpressure on ``commit`` stalls the block and never loses an entry.
@@ -24,7 +26,7 @@ Port contract (valid/ready streams, Amaranth ``lib.stream``; payload fields pack
 
 Operation: packets are accepted in order into an in-flight queue of ``inflight`` entries. An ``ADD_*`` packet
 issues its read in the cycle it is accepted; a ``STORE`` needs no read. The queue head moves to a write-back
-register when it is a ``STORE`` or when its read word is on ``rsp`` (the sum is computed on the way in); the
+register when it is a ``STORE`` or when its read word has arrived (the sum is computed on the way in); the
 write-back register issues the write when the commit FIFO has room. Writes have priority over reads on ``cmd``.
 An ``ADD_*`` packet is not accepted while its address matches any packet in the queue or the write-back
 register (its read would miss that write), so back-to-back updates of one word are exact; packets to other
@@ -280,11 +282,38 @@ class NearMemoryReducer(wiring.Component):
         ]
         wb_free = ~wb_valid | write_fire
         head_is_add = head_pkt.op != ReduceOp.STORE
-        pop = Signal()
+
+        # Read words are taken as soon as they arrive, into the slot of the oldest ADD still waiting for one
+        # (reads return in issue order, which is slot order). Holding a word on `rsp` instead, while the
+        # write-back register waits for the memory, can deadlock a shared in-order memory: the memory stops
+        # serving when its response buffer is full, and the write that would free the buffer is queued behind.
+        slot_has = Signal(k)
+        slot_word = [Signal(32, name=f"slot_word{i}") for i in range(k)]
+        waiting = Signal(k)
+        for i in range(k):
+            m.d.comb += waiting[i].eq(slot_valid[i] & (data.View(pkt_layout, slots[i]).op != ReduceOp.STORE)
+                                      & ~slot_has[i])
+        target = Signal(range(k))  # first waiting slot at or after head, in ring order
+        for j in reversed(range(k)):
+            idx = Signal(range(k), name=f"rsp_idx{j}")
+            m.d.comb += idx.eq(Mux(head + j >= k, head + j - k, head + j))
+            with m.If(waiting.bit_select(idx, 1)):
+                m.d.comb += target.eq(idx)
+        rsp_take = self.mem.rsp.valid  # only our own reads return here
+        head_word = Signal(32)
+        head_has = Signal()
         m.d.comb += [
-            pop.eq((count != 0) & wb_free & (~head_is_add | self.mem.rsp.valid)),
-            self.mem.rsp.ready.eq((count != 0) & head_is_add & wb_free),
+            head_has.eq(slot_has.bit_select(head, 1)),
+            head_word.eq(Mux(head_has, Array(slot_word)[head], self.mem.rsp.payload)),
+            self.mem.rsp.ready.eq(1),
         ]
+        pop = Signal()
+        m.d.comb += pop.eq((count != 0) & wb_free & (~head_is_add | head_has | (rsp_take & (target == head))))
+        for i in range(k):
+            with m.If(pop & (head == i)):
+                m.d.sync += slot_has[i].eq(0)
+            with m.Elif(rsp_take & (target == i)):
+                m.d.sync += [slot_has[i].eq(1), slot_word[i].eq(self.mem.rsp.payload)]
 
         hazard = Signal()
         m.d.comb += hazard.eq(
@@ -318,7 +347,7 @@ class NearMemoryReducer(wiring.Component):
             with m.Elif(pop & (head == i)):
                 m.d.sync += slot_valid[i].eq(0)
 
-        reduced = reduce_word(m, head_pkt.op, self.mem.rsp.payload, head_pkt.data)
+        reduced = reduce_word(m, head_pkt.op, head_word, head_pkt.data)
         with m.If(pop):
             m.d.sync += [
                 head.eq(advance(head)),

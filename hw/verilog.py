@@ -10,9 +10,42 @@ from amaranth.lib import wiring
 
 from hw.tracker import TrackerParams, TrackTrigger
 
-# Block name (also the Verilog module and file name) -> constructor from the block's parameters.
+
+def _t3_device(tracker: TrackerParams | None = None) -> wiring.Component:
+    from hw.t3_device import T3Device, T3DeviceParams
+
+    kw = {}
+    if tracker is not None:
+        kw = {"entries": tracker.entries, "count_bits": tracker.count_bits, "fifo_depth": tracker.fifo_depth}
+    return T3Device(T3DeviceParams(**kw))
+
+
+def _dma(tracker: TrackerParams | None = None) -> wiring.Component:
+    from hw.dma import DmaEngine
+
+    return DmaEngine()
+
+
+def _reducer(tracker: TrackerParams | None = None) -> wiring.Component:
+    from hw.reducer import NearMemoryReducer
+
+    return NearMemoryReducer()
+
+
+def _arbiter(tracker: TrackerParams | None = None) -> wiring.Component:
+    from hw.arbiter import MemoryArbiter
+
+    return MemoryArbiter()
+
+
+# Block name (also the Verilog module and file name) -> constructor. Each takes the configured tracker
+# parameters; the T3 device sizes its tracker and descriptor table from them, the other blocks use defaults.
 BLOCKS: dict[str, Callable[..., wiring.Component]] = {
     "track_trigger": lambda tracker=None: TrackTrigger(tracker or TrackerParams()),
+    "dma_engine": _dma,
+    "near_memory_reducer": _reducer,
+    "memory_arbiter": _arbiter,
+    "t3_device": _t3_device,
 }
 
 

@@ -85,3 +85,11 @@ def test_study_command_writes_json_report_and_plot(small_config_path, tmp_path, 
     md = (tmp_path / "t3.md").read_text()
     assert "| T3 + MCA |" in md and "Where ours differs from the paper" in md
     assert (tmp_path / "t3.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_study_with_rtl_cosimulation(small_config_path, tmp_path, capsys):
+    assert main(["study", "t3", "--config", str(small_config_path), "--out", str(tmp_path), "--rtl"]) == 0
+    assert "co-simulation: 0 data mismatches, max completion-cycle error 0.00%" in capsys.readouterr().out
+    r = json.loads((tmp_path / "t3.json").read_text())
+    assert r["cosim"]["data_mismatches"] == 0 and r["cosim"]["max_cycle_error"] == 0.0
+    assert "RTL co-simulation" in (tmp_path / "t3.md").read_text()
