@@ -48,6 +48,7 @@ memory's ``rsp.ready`` is that owner's ``rsp.ready``. Writes have no response.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 
 from amaranth import Module, Mux, Signal
@@ -56,6 +57,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from hw.memory import mem_port_signature
+from hw.params import BlockParams, param
 
 
 class ArbiterMode(enum.IntEnum):
@@ -72,7 +74,8 @@ class Requester(enum.IntEnum):
     COMM = 1
 
 
-class ArbiterParams:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ArbiterParams(BlockParams):
     """Parameters shared by the arbiter RTL, its cycle model and testbenches.
 
     Parameters
@@ -83,37 +86,10 @@ class ArbiterParams:
     limit_bits : width of ``starvation_limit`` and of the starvation counter.
     """
 
-    _NAMES = ("addr_bits", "occupancy_bits", "max_reads", "limit_bits")
-
-    def __init__(self, *, addr_bits: int = 24, occupancy_bits: int = 6, max_reads: int = 16,
-                 limit_bits: int = 16) -> None:
-        checks = {
-            "addr_bits": (addr_bits, 1 <= addr_bits <= 64, "an integer in 1..64"),
-            "occupancy_bits": (occupancy_bits, 1 <= occupancy_bits <= 16, "an integer in 1..16"),
-            "max_reads": (max_reads, 1 <= max_reads <= 4096, "an integer in 1..4096"),
-            "limit_bits": (limit_bits, 1 <= limit_bits <= 32, "an integer in 1..32"),
-        }
-        for name, (value, ok, expected) in checks.items():
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"ArbiterParams.{name} must be an int, not {value!r}")
-            if not ok:
-                raise ValueError(f"ArbiterParams.{name} must be {expected}, not {value}")
-        self.addr_bits = addr_bits
-        self.occupancy_bits = occupancy_bits
-        self.max_reads = max_reads
-        self.limit_bits = limit_bits
-
-    def as_dict(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in self._NAMES}
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ArbiterParams) and self.as_dict() == other.as_dict()
-
-    def __hash__(self) -> int:
-        return hash(tuple(self.as_dict().items()))
-
-    def __repr__(self) -> str:
-        return "ArbiterParams(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
+    addr_bits: int = param(24, 1, 64)
+    occupancy_bits: int = param(6, 1, 16)
+    max_reads: int = param(16, 1, 4096)
+    limit_bits: int = param(16, 1, 32)
 
 
 class MemoryArbiter(wiring.Component):

@@ -37,6 +37,7 @@ in *t+2*. A word's packet is offered on ``link`` in the cycle its read response 
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 
 from amaranth import Module, Mux, Signal
@@ -47,6 +48,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from hw.memory import WORD_BITS, mem_port_signature
+from hw.params import BlockParams, param
 
 
 class DmaOp(enum.IntEnum):
@@ -66,35 +68,26 @@ class DmaError(enum.IntEnum):
     BAD_OP = 5
 
 
-class DmaParams:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DmaParams(BlockParams):
     """Parameters shared by the DMA RTL, its model and testbenches.
 
     ``addr_bits`` is the width of a word address (byte addresses are two bits wider); ``length_bits`` the
-    width of a byte length; ``device_bits`` the width of a device number.
+    width of a byte length; ``device_bits`` the width of a device number; ``descriptors`` a power of two.
     """
 
-    _NAMES = ("addr_bits", "descriptors", "device_bits", "length_bits", "tag_bits", "channels", "burst",
-              "outstanding", "status_depth")
+    addr_bits: int = param(24, 4, 48)
+    descriptors: int = param(256, 2, 65536)
+    device_bits: int = param(4, 1, 16)
+    length_bits: int = param(24, 3, 32)
+    tag_bits: int = param(8, 1, 32)
+    channels: int = param(2, 1, 16)
+    burst: int = param(8, 1, 256)
+    outstanding: int = param(16, 2, 1024)
+    status_depth: int = param(4, 2, 1024)
 
-    def __init__(self, *, addr_bits: int = 24, descriptors: int = 256, device_bits: int = 4,
-                 length_bits: int = 24, tag_bits: int = 8, channels: int = 2, burst: int = 8,
-                 outstanding: int = 16, status_depth: int = 4) -> None:
-        values = dict(addr_bits=addr_bits, descriptors=descriptors, device_bits=device_bits,
-                      length_bits=length_bits, tag_bits=tag_bits, channels=channels, burst=burst,
-                      outstanding=outstanding, status_depth=status_depth)
-        ranges = dict(addr_bits=(4, 48), descriptors=(2, 65536), device_bits=(1, 16), length_bits=(3, 32),
-                      tag_bits=(1, 32), channels=(1, 16), burst=(1, 256), outstanding=(2, 1024),
-                      status_depth=(2, 1024))
-        for name, value in values.items():
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"DmaParams.{name} must be an int, not {value!r}")
-            lo, hi = ranges[name]
-            if not lo <= value <= hi:
-                raise ValueError(f"DmaParams.{name} must be in {lo}..{hi}, not {value}")
-        if descriptors & (descriptors - 1):
-            raise ValueError(f"DmaParams.descriptors must be a power of two, not {descriptors}")
-        for name, value in values.items():
-            setattr(self, name, value)
+    def _check(self) -> None:
+        self._require(self.descriptors & (self.descriptors - 1) == 0, "descriptors", "a power of two")
 
     @property
     def desc_bits(self) -> int:
@@ -103,18 +96,6 @@ class DmaParams:
     @property
     def byte_addr_bits(self) -> int:
         return self.addr_bits + 2
-
-    def as_dict(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in self._NAMES}
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, DmaParams) and self.as_dict() == other.as_dict()
-
-    def __hash__(self) -> int:
-        return hash(tuple(self.as_dict().items()))
-
-    def __repr__(self) -> str:
-        return "DmaParams(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
 
     def descriptor_layout(self) -> data.StructLayout:
         return data.StructLayout({

@@ -19,11 +19,15 @@ is served only while the response FIFO is sure to have room for it.
 
 from __future__ import annotations
 
+import dataclasses
+
 from amaranth import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
+from hw.params import BlockParams, param
 
 WORD_BITS = 32
 
@@ -40,35 +44,19 @@ def mem_port_signature(addr_bits: int) -> wiring.Signature:
     })
 
 
-class MemoryParams:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MemoryParams(BlockParams):
     """Parameters of `SimpleMemory`; ``size_log2`` words are backed by storage (addresses wrap)."""
 
-    def __init__(self, *, addr_bits: int = 24, size_log2: int = 14, latency: int = 8, queue_depth: int = 16,
-                 interval: int = 1, rsp_depth: int = 16) -> None:
-        for name, value, lo in (("addr_bits", addr_bits, 1), ("size_log2", size_log2, 1), ("latency", latency, 1),
-                                ("queue_depth", queue_depth, 2), ("interval", interval, 1),
-                                ("rsp_depth", rsp_depth, 2)):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"MemoryParams.{name} must be an int, not {value!r}")
-            if value < lo:
-                raise ValueError(f"MemoryParams.{name} must be >= {lo}, not {value}")
-        if size_log2 > addr_bits:
-            raise ValueError(f"MemoryParams.size_log2 ({size_log2}) must not exceed addr_bits ({addr_bits})")
-        self.addr_bits, self.size_log2, self.latency = addr_bits, size_log2, latency
-        self.queue_depth, self.interval, self.rsp_depth = queue_depth, interval, rsp_depth
+    addr_bits: int = param(24, 1, 64)
+    size_log2: int = param(14, 1, 30)
+    latency: int = param(8, 1, 1024)
+    queue_depth: int = param(16, 2, 4096)
+    interval: int = param(1, 1, 1024)
+    rsp_depth: int = param(16, 2, 4096)
 
-    def as_dict(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in ("addr_bits", "size_log2", "latency", "queue_depth", "interval",
-                                              "rsp_depth")}
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, MemoryParams) and self.as_dict() == other.as_dict()
-
-    def __hash__(self) -> int:
-        return hash(tuple(self.as_dict().items()))
-
-    def __repr__(self) -> str:
-        return "MemoryParams(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
+    def _check(self) -> None:
+        self._require(self.size_log2 <= self.addr_bits, "size_log2", f"at most addr_bits ({self.addr_bits})")
 
 
 class SimpleMemory(wiring.Component):

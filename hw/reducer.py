@@ -58,6 +58,7 @@ taken for a new packet's).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal, Value
@@ -66,6 +67,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from hw.memory import mem_cmd_layout, mem_port_signature
+from hw.params import BlockParams, param
 
 
 class ReduceOp(enum.IntEnum):
@@ -77,7 +79,8 @@ class ReduceOp(enum.IntEnum):
     ADD_BF16 = 3
 
 
-class ReducerParams:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReducerParams(BlockParams):
     """Parameters shared by the RTL, the cycle model and the testbenches.
 
     Parameters
@@ -88,34 +91,10 @@ class ReducerParams:
     commit_depth : depth of the commit FIFO (at least 2).
     """
 
-    def __init__(self, *, addr_bits: int = 24, tag_bits: int = 8, inflight: int = 4, commit_depth: int = 8) -> None:
-        checks = {
-            "addr_bits": (addr_bits, 1 <= addr_bits <= 48, "an integer in 1..48"),
-            "tag_bits": (tag_bits, 1 <= tag_bits <= 16, "an integer in 1..16"),
-            "inflight": (inflight, 1 <= inflight <= 16, "an integer in 1..16"),
-            "commit_depth": (commit_depth, 2 <= commit_depth <= 4096, "an integer in 2..4096"),
-        }
-        for name, (value, ok, expected) in checks.items():
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"ReducerParams.{name} must be an int, not {value!r}")
-            if not ok:
-                raise ValueError(f"ReducerParams.{name} must be {expected}, not {value}")
-        self.addr_bits = addr_bits
-        self.tag_bits = tag_bits
-        self.inflight = inflight
-        self.commit_depth = commit_depth
-
-    def as_dict(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in ("addr_bits", "tag_bits", "inflight", "commit_depth")}
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ReducerParams) and self.as_dict() == other.as_dict()
-
-    def __hash__(self) -> int:
-        return hash(tuple(self.as_dict().items()))
-
-    def __repr__(self) -> str:
-        return "ReducerParams(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
+    addr_bits: int = param(24, 1, 48)
+    tag_bits: int = param(8, 1, 16)
+    inflight: int = param(4, 1, 16)
+    commit_depth: int = param(8, 2, 4096)
 
     # Layouts -------------------------------------------------------------------------------------------
     def packet_layout(self) -> data.StructLayout:

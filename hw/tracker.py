@@ -42,6 +42,7 @@ A synchronous reset clears the pipeline, the FIFO, the flags and the counters; t
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 
 from amaranth import Const, Module, Mux, Signal
@@ -50,6 +51,8 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
+
+from hw.params import BlockParams, param
 
 
 class CfgOp(enum.IntEnum):
@@ -84,7 +87,8 @@ class StatusReg(enum.IntEnum):
     REQUEST_COUNT = 4
 
 
-class TrackerParams:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrackerParams(BlockParams):
     """Parameters shared by the RTL, the cycle model and the testbenches.
 
     Parameters
@@ -96,44 +100,19 @@ class TrackerParams:
     fifo_depth : depth of the trigger FIFO (at least 2).
     """
 
-    def __init__(self, *, entries: int = 256, count_bits: int = 24, desc_bits: int = 16,
-                 addr_bits: int = 48, size_bits: int = 16, fifo_depth: int = 16) -> None:
-        checks = {
-            "entries": (entries, entries >= 2 and entries & (entries - 1) == 0, "a power of two >= 2"),
-            "count_bits": (count_bits, 1 <= count_bits <= 32, "an integer in 1..32"),
-            "desc_bits": (desc_bits, 1 <= desc_bits <= 32, "an integer in 1..32"),
-            "addr_bits": (addr_bits, 1 <= addr_bits <= 64, "an integer in 1..64"),
-            "size_bits": (size_bits, 1 <= size_bits <= 32, "an integer in 1..32"),
-            "fifo_depth": (fifo_depth, 2 <= fifo_depth <= 4096, "an integer in 2..4096"),
-        }
-        for name, (value, ok, expected) in checks.items():
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"TrackerParams.{name} must be an int, not {value!r}")
-            if not ok:
-                raise ValueError(f"TrackerParams.{name} must be {expected}, not {value}")
-        self.entries = entries
-        self.count_bits = count_bits
-        self.desc_bits = desc_bits
-        self.addr_bits = addr_bits
-        self.size_bits = size_bits
-        self.fifo_depth = fifo_depth
+    entries: int = param(256, 2, 1 << 16)
+    count_bits: int = param(24, 1, 32)
+    desc_bits: int = param(16, 1, 32)
+    addr_bits: int = param(48, 1, 64)
+    size_bits: int = param(16, 1, 32)
+    fifo_depth: int = param(16, 2, 4096)
+
+    def _check(self) -> None:
+        self._require(self.entries & (self.entries - 1) == 0, "entries", "a power of two >= 2")
 
     @property
     def tag_bits(self) -> int:
         return ceil_log2(self.entries)
-
-    def as_dict(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in
-                ("entries", "count_bits", "desc_bits", "addr_bits", "size_bits", "fifo_depth")}
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, TrackerParams) and self.as_dict() == other.as_dict()
-
-    def __hash__(self) -> int:
-        return hash(tuple(self.as_dict().items()))
-
-    def __repr__(self) -> str:
-        return "TrackerParams(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
 
     # Layouts -------------------------------------------------------------------------------------------
     def request_layout(self) -> data.StructLayout:

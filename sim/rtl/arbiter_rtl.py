@@ -34,14 +34,13 @@ from hw.arbiter import ArbiterMode, ArbiterParams, MemoryArbiter
 from hw.memory import MemoryParams, SimpleMemory, mem_cmd_layout, mem_port_signature
 from hw.verilog import generate
 from sim.models.arbiter import CMD_DTYPE, expected_data
-from sim.rtl import runner
+from sim.rtl.replay_top import CLOCK_AND_RESET, MIX32, REPLAY_BUILD_ARGS
 from sim.rtl.runner import build, run_cocotb
 from sim.stimulus import ReadyPattern
 
 DUT = "arbiter_dut"
 TOP = "arbiter_replay"
 TB = "sim.rtl.tb_arbiter"
-HARNESS_ARGS = (*runner.BUILD_ARGS, "--timing", "--timescale", "1ns/1ps")
 
 
 class ArbiterDut(wiring.Component):
@@ -108,13 +107,7 @@ module {TOP} (
   reg [31:0] mode, threshold, limit, c_seed, c_thresh, m_seed, m_thresh, rb_words;
   integer fc, fm, fo, rc;
 
-  initial begin
-    clk = 1'b0;
-    rst = 1'b1;
-    #7 rst = 1'b0;
-  end
-  always #1 clk = ~clk;
-
+{CLOCK_AND_RESET}
   initial begin
     if (!$value$plusargs("compute=%s", compute_path)) $fatal(1, "missing +compute=FILE");
     if (!$value$plusargs("comm=%s", comm_path)) $fatal(1, "missing +comm=FILE");
@@ -133,18 +126,7 @@ module {TOP} (
     if (fc == 0 || fm == 0 || fo == 0) $fatal(1, "cannot open the replay files");
   end
 
-  function automatic [31:0] mix32(input [31:0] x);
-    reg [31:0] y;
-    begin
-      y = x ^ (x >> 16);
-      y = y * 32'h7feb352d;
-      y = y ^ (y >> 15);
-      y = y * 32'h846ca68b;
-      y = y ^ (y >> 16);
-      mix32 = y;
-    end
-  endfunction
-
+{MIX32}
   localparam INIT = 2'd0, RUN = 2'd1, READBACK = 2'd2, DONE = 2'd3;
   reg [1:0] phase;
   reg [31:0] outstanding, rb_addr, rb_got;
@@ -357,7 +339,7 @@ def replay_harness(arb: ArbiterParams, mem: MemoryParams, compute: np.ndarray, c
     """Full-speed replay (Python waits for ``done`` only): grants, responses, read-back, statistics."""
     compute_ready = compute_ready or ReadyPattern(0, 0.0)
     comm_ready = comm_ready or ReadyPattern(0, 0.0)
-    build_dir = build(TOP, {f"{DUT}.v": dut_verilog(arb, mem), f"{TOP}.v": harness_verilog(arb)}, HARNESS_ARGS)
+    build_dir = build(TOP, {f"{DUT}.v": dut_verilog(arb, mem), f"{TOP}.v": harness_verilog(arb)}, REPLAY_BUILD_ARGS)
     job = _job(arb, mem, work, compute, comm, mode=mode, threshold=threshold, starvation_limit=starvation_limit,
                compute_ready=compute_ready, comm_ready=comm_ready, readback_words=readback_words)
     log = work / "log.txt"

@@ -31,12 +31,12 @@ from hw.reducer import NearMemoryReducer, ReducerParams
 from hw.verilog import generate
 from sim.rtl import runner
 from sim.rtl.mem_mux import MemPortMux
+from sim.rtl.replay_top import CLOCK_AND_RESET, MIX32, REPLAY_BUILD_ARGS
 from sim.stimulus import probability_threshold
 
 TB = "sim.rtl.tb_reducer"
 DUT = "reducer_harness"
 TOP = "reducer_replay"
-REPLAY_BUILD_ARGS = (*runner.BUILD_ARGS, "--timing", "--timescale", "1ns/1ps")
 
 
 class ReducerHarness(wiring.Component):
@@ -112,13 +112,7 @@ module {TOP} (
   reg [31:0] bp_seed, bp_thresh, n_words;
   integer fpre, fpk, fco, frb, fwr, rc;
 
-  initial begin
-    clk = 1'b0;
-    rst = 1'b1;
-    #7 rst = 1'b0;
-  end
-  always #1 clk = ~clk;
-
+{CLOCK_AND_RESET}
   initial begin
     if (!$value$plusargs("preload=%s", preload_path)) $fatal(1, "missing +preload=FILE");
     if (!$value$plusargs("packets=%s", packets_path)) $fatal(1, "missing +packets=FILE");
@@ -136,18 +130,7 @@ module {TOP} (
     if (fpre == 0 || fpk == 0 || fco == 0 || frb == 0 || fwr == 0) $fatal(1, "cannot open the replay files");
   end
 
-  function automatic [31:0] mix32(input [31:0] x);
-    reg [31:0] y;
-    begin
-      y = x ^ (x >> 16);
-      y = y * 32'h7feb352d;
-      y = y ^ (y >> 15);
-      y = y * 32'h846ca68b;
-      y = y ^ (y >> 16);
-      mix32 = y;
-    end
-  endfunction
-
+{MIX32}
   localparam PRELOAD = 3'd0, RUN = 3'd1, READBACK = 3'd2, DONE = 3'd3;
   reg [2:0] phase;
   reg started;

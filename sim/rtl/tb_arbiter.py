@@ -17,8 +17,6 @@ Tests: ``replay_harness`` (top ``arbiter_replay``, full speed, Python waits for 
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 
@@ -30,21 +28,8 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, with_timeout
 from hw.memory import MemoryParams, mem_cmd_layout
 from hw.pack import pack
 from sim.rtl.arbiter_rtl import read_log, scoreboard
+from sim.rtl.tb_common import CLOCK_NS, read_job, write_result
 from sim.stimulus import ReadyPattern
-
-CLOCK_NS = 2
-
-
-def _job() -> dict:
-    with open(os.environ["LLMARCH_TB_JOB"]) as f:
-        return json.load(f)
-
-
-def _write_result(job: dict, result: dict) -> None:
-    tmp = job["result"] + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f)
-    os.replace(tmp, job["result"])
 
 
 def _streams(job: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +38,7 @@ def _streams(job: dict) -> tuple[np.ndarray, np.ndarray]:
 
 @cocotb.test()
 async def replay_harness(dut) -> None:
-    job = _job()
+    job = read_job()
     mem = MemoryParams(**job["mem"])
     compute, comm = _streams(job)
     t0 = time.perf_counter()  # the harness makes its own clock (2 ns) and reset
@@ -64,7 +49,7 @@ async def replay_harness(dut) -> None:
               "comm_wait_cycles": int(dut.comm_wait_cycles.value),
               "starvation_grants": int(dut.starvation_grants.value)}
     result.update(scoreboard(compute, comm, obs, mem.size_log2, job["readback_words"]))
-    _write_result(job, result)
+    write_result(job, result)
     assert result["scoreboard_ok"], result["scoreboard_errors"]
 
 
@@ -140,7 +125,7 @@ class _Driver:
 
 @cocotb.test()
 async def replay_driven(dut) -> None:
-    job = _job()
+    job = read_job()
     mem = MemoryParams(**job["mem"])
     compute, comm = _streams(job)
     dut.mode.value = job["mode"]
@@ -161,5 +146,5 @@ async def replay_driven(dut) -> None:
     obs["readback"] = await drv.read_back(job["readback_words"], 64 * job["readback_words"] + 1000)
     result = {**obs, **stats, "cycles": cycles, "wall_s": time.perf_counter() - t0}
     result.update(scoreboard(compute, comm, obs, mem.size_log2, job["readback_words"]))
-    _write_result(job, result)
+    write_result(job, result)
     assert result["scoreboard_ok"], result["scoreboard_errors"]

@@ -8,29 +8,15 @@ from a clean state: the recorded result is the second run, which must be complet
 
 from __future__ import annotations
 
-import json
-import os
-
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, RisingEdge
+from cocotb.triggers import FallingEdge
 
 from hw.dma import DmaParams
 from hw.memory import MemoryParams, mem_cmd_layout
 from hw.pack import pack, unpack
+from sim.rtl.tb_common import read_job, reset, write_result
 from sim.stimulus import ReadyPattern
-
-
-def _job() -> dict:
-    with open(os.environ["LLMARCH_TB_JOB"]) as f:
-        return json.load(f)
-
-
-async def _reset(dut) -> None:
-    dut.rst.value = 1
-    for _ in range(3):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
 
 
 async def _preload(dut, mem: MemoryParams, words: list[list[int]]) -> None:
@@ -86,13 +72,13 @@ async def _replay(dut, p: DmaParams, triggers, link_ready, status_ready, max_cyc
 
 @cocotb.test()
 async def dma_replay(dut) -> None:
-    job = _job()
+    job = read_job()
     p, mem = DmaParams(**job["dma"]), MemoryParams(**job["mem"])
     cocotb.start_soon(Clock(dut.clk, 2, unit="ns", impl="gpi").start())
     for name in ("cfg__valid", "trigger__valid", "link__ready", "status__ready", "tb__cmd__valid", "tb_sel"):
         getattr(dut, name).value = 0
     dut.num_devices.value = job["num_devices"]
-    await _reset(dut)
+    await reset(dut)
     await _preload(dut, mem, job["preload"])
     cfg_l = p.cfg_layout()
     for index, d in sorted(job["descriptors"].items(), key=lambda kv: int(kv[0])):
@@ -108,11 +94,8 @@ async def dma_replay(dut) -> None:
     limit = 200_000 + 64 * len(job["preload"])
     if job["reset_after"] is not None:
         await _replay(dut, p, triggers, link_ready, status_ready, limit, job["reset_after"])
-        await _reset(dut)
+        await reset(dut)
     packets, statuses, cycles = await _replay(dut, p, triggers, link_ready, status_ready, limit, None)
     result = {"packets": packets, "statuses": statuses, "cycles": cycles}
-    tmp = job["result"] + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f)
-    os.replace(tmp, job["result"])
+    write_result(job, result)
     assert cycles < limit - 1, "the DMA did not go idle"

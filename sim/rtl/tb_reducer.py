@@ -17,8 +17,6 @@ in the middle of the trace and then replaying it again from a fresh preload).
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 
@@ -32,21 +30,8 @@ from hw.pack import pack, unpack
 from hw.reducer import ReducerParams
 from sim.models.reducer import model_commits
 from sim.reduce_ref import packet_results
+from sim.rtl.tb_common import CLOCK_NS, read_job, write_result
 from sim.stimulus import ReadyPattern
-
-CLOCK_NS = 2
-
-
-def _job() -> dict:
-    with open(os.environ["LLMARCH_TB_JOB"]) as f:
-        return json.load(f)
-
-
-def _write_result(job: dict, result: dict) -> None:
-    tmp = job["result"] + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f)
-    os.replace(tmp, job["result"])
 
 
 def _inputs(job: dict) -> tuple[ReducerParams, MemoryParams, np.ndarray, np.ndarray]:
@@ -98,7 +83,7 @@ def scoreboard(params: ReducerParams, mem: MemoryParams, memory0: np.ndarray, pa
 async def replay_harness(dut) -> None:
     from sim.rtl.reducer_rtl import read_commits, read_readback, read_writes
 
-    job = _job()
+    job = read_job()
     params, mem, memory0, packets = _inputs(job)
     t0 = time.perf_counter()  # the harness makes its own clock (2 ns) and reset
     await with_timeout(RisingEdge(dut.done), job["max_cycles"] * 2 + 100, "ns")
@@ -110,7 +95,7 @@ async def replay_harness(dut) -> None:
     result = {"cycles": int(dut.cycle.value), "wall_s": wall, "accepted": int(dut.n_pkt.value),
               "applied": int(dut.applied.value), "commit_cycles": commits[:, 0].tolist()}
     result.update(scoreboard(params, mem, memory0, packets, commits, writes, image, ready))
-    _write_result(job, result)
+    write_result(job, result)
     assert result["accepted"] == len(packets) == result["applied"], "not every packet was accepted and applied"
     assert result["writes_ok"], "some packet wrote a word that differs from the reference"
     assert result["memory_ok"], "final memory image differs from the reference"
@@ -220,7 +205,7 @@ class _Driver:
 
 @cocotb.test()
 async def replay_driven(dut) -> None:
-    job = _job()
+    job = read_job()
     params, mem, memory0, packets = _inputs(job)
     cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start())
     drv = _Driver(dut, params, mem)
@@ -246,7 +231,7 @@ async def replay_driven(dut) -> None:
     result.update(wall_s=wall, applied=int(dut.applied.value), commit_cycles=[c for c, _, _ in got])
     result.update(scoreboard(params, mem, memory0, packets, np.array(got, dtype=np.int64),
                              np.array(writes, dtype=np.int64), image, ready))
-    _write_result(job, result)
+    write_result(job, result)
     assert result["writes_ok"], "some packet wrote a word that differs from the reference"
     assert result["memory_ok"], "final memory image differs from the reference"
     assert result["commits_ok"], "commit stream differs from the packets"

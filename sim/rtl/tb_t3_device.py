@@ -10,8 +10,6 @@ reprogrammed (its counts were lost) and the whole replay run again, which must t
 from __future__ import annotations
 
 import heapq
-import json
-import os
 
 import cocotb
 from cocotb.clock import Clock
@@ -22,12 +20,8 @@ from hw.memory import mem_cmd_layout
 from hw.pack import pack, unpack
 from hw.reducer import ReduceOp, ReducerParams
 from hw.tracker import CfgOp, TrackerParams
+from sim.rtl.tb_common import read_job, write_result
 from sim.stimulus import ReadyPattern
-
-
-def _job() -> dict:
-    with open(os.environ["LLMARCH_TB_JOB"]) as f:
-        return json.load(f)
 
 
 class _Bench:
@@ -191,7 +185,7 @@ class _Bench:
 
 @cocotb.test()
 async def t3_device_cosim(dut) -> None:
-    job = _job()
+    job = read_job()
     bench = _Bench(dut, job)
     cocotb.start_soon(Clock(dut.clk, 2, unit="ns", impl="gpi").start())
     dut.num_devices.value = job["devices"]
@@ -211,9 +205,6 @@ async def t3_device_cosim(dut) -> None:
     result = dict(run, dma_bytes=4 * len(run["link_out"]), memory=memory, applied=int(dut.applied.value),
                   tracker_errors=int(dut.tracker_errors.value),
                   cut_run=None if first is None else {"cycles": first["cycles"], "statuses": len(first["statuses"])})
-    tmp = job["result"] + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f)
-    os.replace(tmp, job["result"])
+    write_result(job, result)
     assert run["compute_responses"] == len(job["compute"]), "every GEMM load must be answered"
     assert result["tracker_errors"] == 0

@@ -10,8 +10,6 @@ stall settings; every test writes its observations to ``job["result"]`` and asse
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 
@@ -23,28 +21,8 @@ from cocotb.triggers import FallingEdge, RisingEdge, with_timeout
 from hw.pack import pack, unpack
 from hw.tracker import CfgOp, ErrorBit, StatusReg, TrackerParams
 from sim import reference, trace
+from sim.rtl.tb_common import CLOCK_NS, read_job, reset, write_result
 from sim.stimulus import ReadyPattern
-
-CLOCK_NS = 2
-
-
-def _job() -> dict:
-    with open(os.environ["LLMARCH_TB_JOB"]) as f:
-        return json.load(f)
-
-
-def _write_result(job: dict, result: dict) -> None:
-    tmp = job["result"] + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f)
-    os.replace(tmp, job["result"])
-
-
-async def _reset(dut, cycles: int = 3) -> None:
-    dut.rst.value = 1
-    for _ in range(cycles):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
 
 
 def _scoreboard(program, requests, params: TrackerParams, got: list[tuple[int, int, int]]) -> dict:
@@ -61,7 +39,7 @@ def _scoreboard(program, requests, params: TrackerParams, got: list[tuple[int, i
 
 @cocotb.test()
 async def replay_harness(dut) -> None:
-    job = _job()
+    job = read_job()
     params = TrackerParams(**job["params"])
     stim = trace.read(job["stimulus"])
     t0 = time.perf_counter()  # the harness makes its own clock (2 ns) and reset
@@ -75,7 +53,7 @@ async def replay_harness(dut) -> None:
     result = {"cycles": cycles, "wall_s": wall, "requests": int(dut.n_req.value), "triggers": got,
               "errors": int(dut.errors.value)}
     result.update(_scoreboard(stim["program"], stim["requests"], params, got))
-    _write_result(job, result)
+    write_result(job, result)
     assert result["requests"] == len(stim["requests"]), "not every request was accepted"
     assert result["scoreboard_ok"], "trigger sequence differs from the reference"
 
@@ -149,30 +127,30 @@ class _Driver:
 
 @cocotb.test()
 async def replay_driven(dut) -> None:
-    job = _job()
+    job = read_job()
     params = TrackerParams(**job["params"])
     stim = trace.read(job["stimulus"])
     cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start())
     drv = _Driver(dut, params)
-    await _reset(dut)
+    await reset(dut)
     await drv.program(stim["program"])
     ready = ReadyPattern(job["bp_seed"], job["bp_prob"]).as_model_ready()
     t0 = time.perf_counter()
     got = await drv.replay(stim["requests"], ready, job["max_cycles"])
     result = {"wall_s": time.perf_counter() - t0, "triggers": got, "requests": len(stim["requests"])}
     result.update(_scoreboard(stim["program"], stim["requests"], params, got))
-    _write_result(job, result)
+    write_result(job, result)
     assert result["scoreboard_ok"], "trigger sequence differs from the reference"
 
 
 @cocotb.test()
 async def config_port(dut) -> None:
     """Status registers, sticky errors and their clearing, and a reset in the middle of a replay."""
-    job = _job()
+    job = read_job()
     params = TrackerParams(**job["params"])
     cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start())
     drv = _Driver(dut, params)
-    await _reset(dut)
+    await reset(dut)
     top = (1 << params.count_bits) - 1
     # Entry 0: threshold 100 bytes. Entry 1: disabled. Entry 2: threshold = counter max, fed past the counter's
     # range (overflow). Entry 3: re-arming, threshold 10.
@@ -198,12 +176,12 @@ async def config_port(dut) -> None:
     await drv.replay(np.array([(0, 5, 0, 1, 16, 0), (1, 5, 0, 1, 16, 0), (2, 6, 0, 1, 16, 0)], dtype=dt),
                      lambda k: False, 20)
     stuck = int(dut.trigger__valid.value)
-    await _reset(dut)
+    await reset(dut)
     await drv.command(CfgOp.PROGRAM, 5, threshold=64, desc=21, enable=1)
     after = await drv.replay(np.array([(k, 5, 0, 1, 16, 0) for k in range(4)], dtype=dt), None, 100)
     result = {"triggers": got, "regs": regs, "cleared_errors": cleared, "after_reset": after,
               "errors_pin": int(dut.errors.value)}
-    _write_result(job, result)
+    write_result(job, result)
     assert ref.overflow >= 1 and ref.unprogrammed >= 2, "the stimulus must exercise both error paths"
     assert regs["ERRORS"] == (1 << ErrorBit.UNPROGRAMMED) | (1 << ErrorBit.OVERFLOW), regs
     assert regs["UNPROGRAMMED_COUNT"] == ref.unprogrammed, regs

@@ -20,10 +20,9 @@ from amaranth.lib import data
 
 from hw.tracker import CfgOp, TrackerParams, TrackTrigger
 from hw.verilog import generate
-from sim.rtl import runner
+from sim.rtl.replay_top import CLOCK_AND_RESET, MIX32
 
 TOP = "tracker_replay"
-BUILD_ARGS = (*runner.BUILD_ARGS, "--timing", "--timescale", "1ns/1ps")
 
 
 def _pack(layout: data.StructLayout, values: dict[str, str]) -> str:
@@ -58,14 +57,7 @@ module {TOP} (
   integer fp, fr, fo, rc;
   reg [63:0] f_entry, f_thr, f_desc, f_en, f_rearm, f_cycle, f_tag, f_addr, f_kind, f_size;
 
-  // The clock and reset live here, not in Python, so Verilator runs at its own speed (needs --timing).
-  initial begin
-    clk = 1'b0;
-    rst = 1'b1;
-    #7 rst = 1'b0;
-  end
-  always #1 clk = ~clk;
-
+{CLOCK_AND_RESET}
   initial begin
     if (!$value$plusargs("program=%s", program_path)) $fatal(1, "missing +program=FILE");
     if (!$value$plusargs("requests=%s", requests_path)) $fatal(1, "missing +requests=FILE");
@@ -78,18 +70,7 @@ module {TOP} (
     if (fp == 0 || fr == 0 || fo == 0) $fatal(1, "cannot open the replay files");
   end
 
-  function automatic [31:0] mix32(input [31:0] x);
-    reg [31:0] y;
-    begin
-      y = x ^ (x >> 16);
-      y = y * 32'h7feb352d;
-      y = y ^ (y >> 15);
-      y = y * 32'h846ca68b;
-      y = y ^ (y >> 16);
-      mix32 = y;
-    end
-  endfunction
-
+{MIX32}
   localparam PROGRAM = 2'd0, RUN = 2'd1, DONE = 2'd2;
   reg [1:0] phase;
   reg started;

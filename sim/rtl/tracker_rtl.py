@@ -10,6 +10,7 @@ from hw.tracker import TrackerParams, TrackTrigger
 from hw.verilog import generate
 from sim import trace
 from sim.rtl import tracker_harness
+from sim.rtl.replay_top import REPLAY_BUILD_ARGS
 from sim.rtl.runner import build, run_cocotb
 from sim.stimulus import probability_threshold
 
@@ -31,7 +32,7 @@ def _max_cycles(requests: np.ndarray, slack: int) -> int:
 def replay_harness(params: TrackerParams, program: np.ndarray, requests: np.ndarray, work: Path, *,
                    bp_seed: int = 0, bp_prob: float = 0.0) -> dict:
     """Full-speed replay (Python waits for ``done`` only). Returns cycles, wall time and triggers."""
-    build_dir = build(tracker_harness.TOP, tracker_harness.sources(params), tracker_harness.BUILD_ARGS)
+    build_dir = build(tracker_harness.TOP, tracker_harness.sources(params), REPLAY_BUILD_ARGS)
     stim = _stimulus(work, program, requests)
     prog, reqs = tracker_harness.write_inputs(work, program, requests)
     trig_file = work / "triggers.hex"
