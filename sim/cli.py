@@ -82,7 +82,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _check_writable(out)
     t0 = time.perf_counter()
-    result = t3.run_study(cfg.hardware, cfg.t3_study, progress=_progress)
+    result = t3.run_study(cfg.hardware, cfg.t3_study, progress=_progress, sensitivity=True)
     if args.rtl:
         from sim.cosim import run_t3_cosim
 

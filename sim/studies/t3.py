@@ -76,8 +76,31 @@ def run_sublayer(sl: Sublayer, hw: HardwareConfig, st: T3StudyConfig) -> dict[st
     }
 
 
-def run_study(hw: HardwareConfig, st: T3StudyConfig,
-              progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+def run_study(hw: HardwareConfig, st: T3StudyConfig, progress: Callable[[str], None] = lambda _: None, *,
+              sensitivity: bool = False) -> dict[str, Any]:
+    """Run every sublayer; with ``sensitivity`` also rerun with half the assumed matrix rate (the assumption
+    that most moves the GEMM : reduce-scatter ratio) and report those geomeans under ``sensitivity``."""
+    result = _run_all(hw, st, progress)
+    if sensitivity:
+        import dataclasses
+
+        half = dataclasses.replace(hw, gpu=dataclasses.replace(
+            hw.gpu, flops_per_cu_per_cycle=hw.gpu.flops_per_cu_per_cycle / 2))
+        other = _run_all(half, st, lambda m: progress("sensitivity: " + m))
+        result["sensitivity"] = {
+            "flops_per_cu_per_cycle": half.gpu.flops_per_cu_per_cycle,
+            "summary": other["summary"],
+            "communication_fraction_mean": _mean_comm_fraction(other),
+        }
+    return result
+
+
+def _mean_comm_fraction(result: dict[str, Any]) -> float:
+    fr = [r["breakdown"]["communication_fraction_sequential"] for r in result["sublayers"]]
+    return sum(fr) / len(fr)
+
+
+def _run_all(hw: HardwareConfig, st: T3StudyConfig, progress: Callable[[str], None]) -> dict[str, Any]:
     rows = []
     todo = sublayers(st)
     t0 = time.perf_counter()
@@ -104,6 +127,10 @@ def run_study(hw: HardwareConfig, st: T3StudyConfig,
 
 def _exception_reason(r: dict[str, Any]) -> str:
     s, b = r["speedup"], r["breakdown"]
+    if s["t3"] > s["t3_mca"] and r["cycles"]["t3_mca"] - r["cycles"]["t3"] <= 0.001 * r["cycles"]["t3"]:
+        return (f"a tie: MCA changed the total by {r['cycles']['t3_mca'] - r['cycles']['t3']} cycles of "
+                f"{r['cycles']['t3']} (the GEMM's stall fraction {b['gemm_stall_fraction']['t3']:.3f} without MCA, "
+                f"{b['gemm_stall_fraction']['t3_mca']:.3f} with it)")
     if s["t3"] > s["t3_mca"]:
         return (f"MCA delayed communication more than it helped the GEMM: the GEMM's stall fraction is "
                 f"{b['gemm_stall_fraction']['t3']:.3f} without MCA and {b['gemm_stall_fraction']['t3_mca']:.3f} with "
@@ -135,6 +162,14 @@ def explain(result: dict[str, Any]) -> list[str]:
         f"{'exceeds' if summ['ideal']['geomean'] > PAPER['ideal']['geomean'] else 'falls short of'} the "
         f"paper's {_pct(PAPER['ideal']['geomean'])} geomean. The largest Ideal gains are the sublayers with the "
         f"smallest K (OP: K = H/TP), where the reduce-scatter is as long as the GEMM or longer.")
+    if "sensitivity" in result:
+        sen = result["sensitivity"]
+        out.append(
+            f"The matrix rate is an assumption ({result['config']['hardware']['gpu']['flops_per_cu_per_cycle']:.0f} "
+            f"FLOP/cycle/CU, an MI210-class figure); with half of it ({sen['flops_per_cu_per_cycle']:.0f}) the "
+            f"GEMMs lengthen, communication falls to {_pct(sen['communication_fraction_mean'])} of Sequential on "
+            f"average, and the geomeans become T3 {_pct(sen['summary']['t3']['geomean'])}, T3 + MCA "
+            f"{_pct(sen['summary']['t3_mca']['geomean'])}, Ideal {_pct(sen['summary']['ideal']['geomean'])}.")
     gap_t3 = summ["ideal"]["geomean"] - summ["t3"]["geomean"]
     gap_mca = summ["ideal"]["geomean"] - summ["t3_mca"]["geomean"]
     slow = [r["breakdown"]["gemm_slowdown"]["t3"] for r in rows]
@@ -149,13 +184,19 @@ def explain(result: dict[str, Any]) -> list[str]:
         f"The rest of the gap to Ideal is the pipeline tail: the last stage's transfers and updates after the "
         f"GEMM ends take {_pct(min(tails))}–{_pct(max(tails))} of T3 + MCA's time.")
     if gap_t3 - gap_mca < 0.5 * (PAPER["t3_mca"]["geomean"] - PAPER["t3"]["geomean"]):
+        helped = [r for r in rows if r["breakdown"]["gemm_slowdown"]["t3"] - r["breakdown"]["gemm_slowdown"]["t3_mca"]
+                  > 0.01]
+        comm_bound = [r["key"] for r in helped if r["breakdown"]["rs_alone_us"] > r["breakdown"]["gemm_alone_us"]]
         out.append(
             f"MCA buys {_pct(summ['t3_mca']['geomean'] - summ['t3']['geomean'])} geomean here versus "
-            f"{_pct(PAPER['t3_mca']['geomean'] - PAPER['t3']['geomean'])} in the paper. Our GEMM hides memory "
-            f"latency with double-buffered K steps and its DRAM traffic is only what a wave's panels need (L2 "
-            f"holds them), so it is rarely memory-bound and little is left for MCA to protect; Accel-Sim's GEMMs "
-            f"see more DRAM traffic and latency per step. `gemm_efficiency`, `k_slice` and `dram_latency_ns` in "
-            f"the study config are the assumed knobs that move this.")
+            f"{_pct(PAPER['t3_mca']['geomean'] - PAPER['t3']['geomean'])} in the paper. It protects the GEMM where "
+            f"there is contention ({len(helped)} sublayers lose over a point less GEMM time with it), but "
+            + (f"in {len(comm_bound)} of those ({', '.join(comm_bound)}) the reduce-scatter is the longer part, so "
+               f"holding communication back lengthens the tail by about what the GEMM saves; " if comm_bound else "")
+            + "elsewhere our GEMM is rarely memory-bound: it hides latency with double-buffered K steps and its DRAM "
+            "traffic is only what a wave's panels need (L2 holds them), while Accel-Sim's GEMMs see more DRAM "
+            "traffic and latency per step. `gemm_efficiency`, `k_slice` and `dram_latency_ns` in the study config "
+            "are the assumed knobs that move this.")
     same = {r["sublayer"] for r in rows} >= {"FC-1", "FC-2"}
     if same:
         out.append("FC-1 (backward, input gradient) has the same GEMM shape as FC-2 under our assumed shapes "
