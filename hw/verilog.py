@@ -32,6 +32,12 @@ def _reducer(tracker: TrackerParams | None = None) -> wiring.Component:
     return NearMemoryReducer()
 
 
+def _kv_swap(tracker: TrackerParams | None = None) -> wiring.Component:
+    from hw.kv_swap import KvSwapController
+
+    return KvSwapController()
+
+
 def _arbiter(tracker: TrackerParams | None = None) -> wiring.Component:
     from hw.arbiter import MemoryArbiter
 
@@ -46,6 +52,7 @@ BLOCKS: dict[str, Callable[..., wiring.Component]] = {
     "near_memory_reducer": _reducer,
     "memory_arbiter": _arbiter,
     "t3_device": _t3_device,
+    "kv_swap_controller": _kv_swap,
 }
 
 
