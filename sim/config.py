@@ -190,6 +190,7 @@ class RunConfig:
     t3: T3Config = field(default_factory=T3Config)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     t3_study: T3StudyConfig = field(default_factory=T3StudyConfig)
+    fastswitch: FastSwitchConfig = field(default_factory=lambda: FastSwitchConfig())
 
 
 # Loading ------------------------------------------------------------------------------------------------
@@ -289,3 +290,99 @@ def load_config(path: str | Path | None = None) -> RunConfig:
 def as_dict(cfg: Any) -> dict[str, Any]:
     """The config as plain data, for results files."""
     return dataclasses.asdict(cfg)
+
+
+# FastSwitch serving simulator (sw_stack.serving) ----------------------------------------------------------
+
+def _fraction(v: float) -> bool:
+    return 0 < v <= 1
+
+
+@dataclass(frozen=True)
+class ServingModelConfig:
+    """A decoder-only LLM as the serving time model sees it (defaults: LLaMA-3.1-8B, GQA with 8 KV heads)."""
+
+    name: str = "LLaMA-3.1-8B"
+    layers: int = _pos(default=32)
+    hidden: int = _pos(default=4096)
+    kv_heads: int = _pos(default=8)
+    head_size: int = _pos(default=128)
+    params_billion: float = _pos(default=8.03)
+    dtype_bytes: int = _pos(default=2)
+    max_context: int = _pos(default=8192)  # tokens; the workload caps every conversation at this length
+
+
+@dataclass(frozen=True)
+class ServingGpuConfig:
+    """One serving GPU (defaults: NVIDIA A10). Efficiencies, overhead and activation reserve are assumed."""
+
+    name: str = "A10"
+    tflops: float = _pos(default=125.0)  # dense fp16/bf16 tensor TFLOP/s
+    hbm_gbps: float = _pos(default=600.0)  # device memory GB/s (1e9 B/s)
+    memory_gb: float = _pos(default=24.0)  # device memory, 1e9 bytes
+    memory_utilization: float = field(default=0.9, metadata=_check(_fraction, "a number in (0, 1]"))
+    activation_reserve_gb: float = field(default=1.0, metadata=_check(_non_negative, ">= 0"))
+    compute_efficiency: float = field(default=0.6, metadata=_check(_fraction, "a number in (0, 1]"))
+    memory_efficiency: float = field(default=0.8, metadata=_check(_fraction, "a number in (0, 1]"))
+    iteration_overhead_ms: float = field(default=4.0, metadata=_check(_non_negative, ">= 0"))
+
+
+@dataclass(frozen=True)
+class PcieLinkConfig:
+    """Host link of the default `PcieLinkModel`: per-copy overhead plus bytes at bandwidth, each direction."""
+
+    bandwidth_gbps: float = _pos(default=24.0)  # one direction, pinned host memory, PCIe 4.0 x16
+    per_copy_us: float = field(default=2.3, metadata=_check(_non_negative, ">= 0"))
+
+
+@dataclass(frozen=True)
+class ServingWorkloadConfig:
+    """Seeded multi-turn conversations; token lengths are lognormal, given by mean and log-space sigma."""
+
+    seed: int = 1
+    conversations: int = _pos(default=1000)
+    arrival_rate: float = _pos(default=1.0)  # conversations per second, Poisson
+    turns_mean: float = field(default=5.5, metadata=_check(lambda v: v >= 1, "a number >= 1"))
+    turns_max: int = _pos(default=40)
+    prompt_mean: float = _pos(default=161.0)
+    prompt_sigma: float = field(default=1.0, metadata=_check(_non_negative, ">= 0"))
+    answer_mean: float = _pos(default=338.0)
+    answer_sigma: float = field(default=0.8, metadata=_check(_non_negative, ">= 0"))
+    think_time_mean_s: float = field(default=10.0, metadata=_check(_non_negative, ">= 0"))
+
+
+@dataclass(frozen=True)
+class ServingSchedulerConfig:
+    """Continuous batching, paged KV pools and the fairness-aware priority scheduler.
+
+    ``priority_update_frequency`` is re-draws per engine iteration: priorities are re-drawn every
+    ``round(1 / frequency)`` iterations (0.04: every 25 iterations).
+    """
+
+    block_tokens: int = _pos(default=16)
+    cpu_swap_gb: float = _pos(default=60.0)
+    max_num_seqs: int = _pos(default=256)
+    max_batched_tokens: int = _pos(default=8192)
+    watermark: float = field(default=0.01, metadata=_check(lambda v: 0 <= v < 1, "a number in [0, 1)"))
+    priority_pattern: str = field(default="random", metadata=_check(
+        lambda v: v in ("random", "markov"), "one of random, markov"))
+    priority_update_frequency: float = field(default=0.04, metadata=_check(_fraction, "a number in (0, 1]"))
+    priority_levels: int = field(default=8, metadata=_check(lambda v: v >= 1, "an integer >= 1"))
+    markov_stay_prob: float = field(default=0.5, metadata=_check(lambda v: 0 <= v <= 1, "a number in [0, 1]"))
+
+
+@dataclass(frozen=True)
+class FastSwitchConfig:
+    """The serving study of FastSwitch (arXiv 2411.18424): model, GPU, host link, workload, scheduler.
+
+    ``max_group_blocks`` bounds a block group of the dynamic block group manager (a power of two);
+    ``reuse_reserve_blocks`` is the room reserved in a conversation's CPU copy for its next turn.
+    """
+
+    model: ServingModelConfig = field(default_factory=ServingModelConfig)
+    gpu: ServingGpuConfig = field(default_factory=ServingGpuConfig)
+    pcie: PcieLinkConfig = field(default_factory=PcieLinkConfig)
+    workload: ServingWorkloadConfig = field(default_factory=ServingWorkloadConfig)
+    scheduler: ServingSchedulerConfig = field(default_factory=ServingSchedulerConfig)
+    max_group_blocks: int = field(default=1024, metadata=_check(_power_of_two, "a power of two >= 2"))
+    reuse_reserve_blocks: int = field(default=8, metadata=_check(_non_negative, ">= 0"))

@@ -32,6 +32,9 @@ Table kinds (all integers; addresses and sizes in bytes, times in ``time_unit``)
     ``dst_addr`` (u8), ``dst_tag`` (u4), ``length`` (u4).
 ``triggers``
     ``cycle`` (u8) the trigger left the tracker; ``desc`` (u4); ``entry`` (u4).
+``conversation_turns``
+    A serving workload (time unit ``us``): ``conv`` (u4), ``turn`` (u2), ``arrival_us`` (u8), ``think_us``
+    (u8), ``new_tokens`` (u4), ``answer_tokens`` (u4); see `sw_stack.serving.workload`.
 
 Writers write to a temporary file and rename it, so a reader never sees a half-written trace. Readers check
 every property above and raise `TraceError` naming the file and what is wrong.
@@ -62,6 +65,8 @@ TABLE_KINDS: dict[str, np.dtype] = {
     "dma_descriptors": np.dtype([("index", "<u4"), ("op", "u1"), ("src_addr", "<u8"), ("dst_device", "<u2"),
                                  ("dst_addr", "<u8"), ("dst_tag", "<u4"), ("length", "<u4")]),
     "triggers": np.dtype([("cycle", "<u8"), ("desc", "<u4"), ("entry", "<u4")]),
+    "conversation_turns": np.dtype([("conv", "<u4"), ("turn", "<u2"), ("arrival_us", "<u8"), ("think_us", "<u8"),
+                                    ("new_tokens", "<u4"), ("answer_tokens", "<u4")]),
 }
 
 

@@ -1,0 +1,13 @@
+"""FastSwitch serving simulator: multi-turn workload, continuous-batching engine, swap cost models, metrics.
+
+Entry point: ``simulate(cfg.fastswitch, workload.generate(cfg.fastswitch.workload, max_context), "fastswitch")``
+with ``cfg = sim.config.load_config("configs/serving/llama8b_a10.yaml")``; see `engine` for the systems and the
+time model, `link.SwapCostModel` for the swap cost interface and `metrics` for the result keys.
+"""
+
+from .engine import SYSTEMS, ServingEngine, SystemSpec, simulate
+from .link import PcieLinkModel, SwapCostModel
+from .workload import Workload, generate, load, save
+
+__all__ = ["SYSTEMS", "PcieLinkModel", "ServingEngine", "SwapCostModel", "SystemSpec", "Workload", "generate",
+           "load", "save", "simulate"]
