@@ -24,7 +24,8 @@ from typing import Any
 from sim.config import DEFAULT_CONFIG, REPO_ROOT, ConfigError, RunConfig, load_config
 from sim.trace import TraceError
 
-STUDY_CONFIGS = {"t3": REPO_ROOT / "configs" / "t3_study.yaml"}
+STUDY_CONFIGS = {"t3": REPO_ROOT / "configs" / "t3_study.yaml",
+                 "fastswitch": REPO_ROOT / "configs" / "fastswitch_study.yaml"}
 EXIT_USER_ERROR = 2
 EXIT_RTL_FAILURE = 1
 
@@ -74,10 +75,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from sim.studies import t3
-
     if not args.config:
         args.config = str(STUDY_CONFIGS[args.study])
+    if args.study == "fastswitch":
+        return _study_fastswitch(args)
+    from sim.studies import t3
+
     cfg, _ = _load(args)
     out = Path(args.out)
     _check_writable(out)
@@ -95,6 +98,34 @@ def cmd_study(args: argparse.Namespace) -> int:
         print(f"co-simulation: {c['data_mismatches']} data mismatches, max completion-cycle error "
               f"{100 * c['max_cycle_error']:.2f}%")
     print(f"wrote {out / 't3.json'}, " + ", ".join(str(f) for f in files) +
+          f" in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _study_fastswitch(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from sim.studies import fastswitch
+
+    cfg, path = _load(args)
+    st = cfg.fastswitch_study
+    setups = {}
+    for rel in st.setups:
+        setup = load_config(path.parent / rel).fastswitch
+        if st.conversations:
+            setup = dataclasses.replace(setup, workload=dataclasses.replace(setup.workload,
+                                                                            conversations=st.conversations))
+        setups[Path(rel).stem] = setup
+    out = Path(args.out)
+    _check_writable(out)
+    t0 = time.perf_counter()
+    result = fastswitch.run_study(setups, st.systems, progress=_progress)
+    if args.rtl:
+        raise ConfigError(path, "--rtl", "the FastSwitch co-simulation is not available yet")
+    write_json(out / "fastswitch.json", result)
+    files = fastswitch.write_report(result, out)
+    print(fastswitch.summary_table(result))
+    print(f"wrote {out / 'fastswitch.json'}, " + ", ".join(str(f) for f in files) +
           f" in {time.perf_counter() - t0:.1f} s")
     return 0
 

@@ -190,6 +190,7 @@ class RunConfig:
     t3: T3Config = field(default_factory=T3Config)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     t3_study: T3StudyConfig = field(default_factory=T3StudyConfig)
+    fastswitch_study: FastSwitchStudyConfig = field(default_factory=lambda: FastSwitchStudyConfig())
     fastswitch: FastSwitchConfig = field(default_factory=lambda: FastSwitchConfig())
 
 
@@ -386,3 +387,15 @@ class FastSwitchConfig:
     scheduler: ServingSchedulerConfig = field(default_factory=ServingSchedulerConfig)
     max_group_blocks: int = field(default=1024, metadata=_check(_power_of_two, "a power of two >= 2"))
     reuse_reserve_blocks: int = field(default=8, metadata=_check(_non_negative, ">= 0"))
+
+
+@dataclass(frozen=True)
+class FastSwitchStudyConfig:
+    """Which setups (preset files, relative to the config file) and systems `llmarch study fastswitch` runs."""
+
+    setups: tuple[str, ...] = ("serving/llama8b_a10.yaml", "serving/qwen32b_a100.yaml")
+    systems: tuple[str, ...] = field(default=("baseline", "fastswitch", "block_groups_only", "async_swap_only",
+                                              "kv_reuse_only"), metadata={"check": (
+        lambda v: v in ("baseline", "fastswitch", "block_groups_only", "async_swap_only", "kv_reuse_only"),
+        "one of baseline, fastswitch, block_groups_only, async_swap_only, kv_reuse_only")})
+    conversations: int = field(default=0, metadata=_check(_non_negative, ">= 0"))  # 0: each setup's own count

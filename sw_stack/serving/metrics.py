@@ -23,6 +23,19 @@ import numpy as np
 PERCENTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 
 
+CDF_POINTS = 101
+
+
+def weighted_cdf(values: np.ndarray, weights: np.ndarray, points: int = CDF_POINTS) -> list[float]:
+    """Values at cumulative weight 0, 1/(points-1), ..., 1 (inverted CDF), for plotting CDFs from JSON."""
+    if len(values) == 0 or weights.sum() == 0:
+        return []
+    order = np.argsort(values, kind="stable")
+    v, cum = values[order], np.cumsum(weights[order])
+    idx = np.minimum(len(v) - 1, np.searchsorted(cum, np.linspace(0, 1, points) * cum[-1], side="left"))
+    return [float(x) for x in v[idx]]
+
+
 def weighted_percentiles(values: np.ndarray, weights: np.ndarray) -> dict[str, float]:
     """Percentiles (inverted CDF: the smallest value whose cumulative weight reaches q) and the mean."""
     if len(values) == 0 or weights.sum() == 0:
@@ -74,6 +87,8 @@ class MetricsRecorder:
             "system": system,
             "ttft": weighted_percentiles(ttft, np.ones(len(ttft))),
             "tbt": weighted_percentiles(tbt_v, tbt_w),
+            "ttft_cdf": weighted_cdf(ttft, np.ones(len(ttft))),
+            "tbt_cdf": weighted_cdf(tbt_v, tbt_w),
             "throughput_tokens_per_s": self.output_tokens / span,
             "swap_bytes": self.swap_bytes,
             "swap_gbps": self.swap_bytes / self.swap_time / 1e9 if self.swap_time > 0 else 0.0,
