@@ -8,10 +8,11 @@
    (seeded by ``seed`` and the device number), into the tracker model and, with ``--rtl``, into the tracker
    RTL on Verilator; every trigger's cycle and data are compared.
 
-4. A short T3 study (`sim.studies.t3`) on the config's ``t3_study`` section.
+4. A short T3 study (`sim.studies.t3`) on the config's ``t3_study`` section, and a short FastSwitch study
+   (`sim.studies.fastswitch`, baseline and FastSwitch) on its ``fastswitch`` section.
 
 ``run.json`` keys (stable; documented in docs/results.md): ``schema``, ``seed``, ``config``, ``ring``,
-``tracker``, ``t3``.
+``tracker``, ``t3``, ``fastswitch``.
 """
 
 from __future__ import annotations
@@ -129,8 +130,13 @@ def run_main_job(cfg: RunConfig, out: Path, *, rtl: bool = False,
 
     progress("short T3 study")
     study = t3_study.run_study(hw, cfg.t3_study)
+    from sim.studies import fastswitch as fs_study
+
+    progress("short FastSwitch study")
+    fs = fs_study.run_study({"default": cfg.fastswitch}, ("baseline", "fastswitch"))
     result = {"schema": RUN_SCHEMA, "seed": cfg.seed, "config": as_dict(cfg), "ring": ring_json,
-              "tracker": tracker, "t3": {k: study[k] for k in ("sublayers", "summary", "ordering_exceptions")}}
+              "tracker": tracker, "t3": {k: study[k] for k in ("sublayers", "summary", "ordering_exceptions")},
+              "fastswitch": fs["setups"]["default"]}
 
     us = 1e6 / clock_hz
     lines = [
@@ -152,4 +158,7 @@ def run_main_job(cfg: RunConfig, out: Path, *, rtl: bool = False,
             f"{sum(e['rtl_cycles'] for e in per_device) / max(rtl_wall, 1e-9) / 1e6:.2f} M cycles/s on Verilator")
     lines.append("  T3 study (short; full: llmarch study t3):")
     lines += ["    " + line for line in t3_study.summary_table(study).splitlines()]
+    lines.append(f"  FastSwitch study (short: {cfg.fastswitch.workload.conversations} conversations, "
+                 f"{cfg.fastswitch.model.name} on {cfg.fastswitch.gpu.name}; full: llmarch study fastswitch):")
+    lines += ["    " + line for line in fs_study.summary_table(fs).splitlines()]
     return result, "\n".join(lines)

@@ -45,6 +45,9 @@ def test_default_config_runs(tmp_path, capsys):
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["config"]["hardware"]["gpu"]["compute_units"] == 80
     assert run["tracker"]["triggers"] == 4 * 3 * run["ring"]["tiles_per_chunk"] // run["ring"]["tiles_per_group"]
+    fs = run["fastswitch"]
+    assert set(fs["systems"]) == {"baseline", "fastswitch"} and fs["conversations"] == 150
+    assert fs["systems"]["fastswitch"]["swap_gbps"] > fs["systems"]["baseline"]["swap_gbps"]
 
 
 def test_verilog_writes_one_file_per_block(tmp_path, capsys):
