@@ -180,15 +180,6 @@ def _pred_partial(pl: CosimPlan) -> np.ndarray:
     return pl.partials[(sc.device - 1) % sc.devices, c1 * sc.chunk_words:(c1 + 1) * sc.chunk_words]
 
 
-def incoming_value(pl: CosimPlan, tag: int, addr: int) -> tuple[int, int]:
-    """(data, stage) of the predecessor's packet for ``tag``/``addr``: its running sum of that chunk."""
-    sc = pl.sc
-    stage = tag // sc.tiles + 1
-    c = chunk_at(sc.devices, sc.device, stage)
-    off = addr - sc.word_addr(c, 0)
-    return int(pl.running[c, stage, off]), stage
-
-
 # --- device model ------------------------------------------------------------------------------------------
 
 @dataclass

@@ -64,10 +64,6 @@ class _Link:
         return self.free_at + self.latency
 
 
-def tracker_params(hw: HardwareConfig) -> TrackerParams:
-    return hw.tracker.params()
-
-
 def program_tracker(model: TrackerModel, program: np.ndarray) -> None:
     for row in program:
         model.program(int(row["entry"]), int(row["threshold"]), int(row["desc"]),
@@ -100,7 +96,7 @@ def simulate_ring(plan: T3Plan, hw: HardwareConfig) -> RingResult:
     links = [_Link(hw.ring_link.bytes_per_cycle_one_way(clock), hw.ring_link.latency_cycles(clock))
              for _ in range(n)]
     packet = plan.workload.dma_packet_bytes
-    params = tracker_params(hw)
+    params = hw.tracker.params()
     notify: list[list[int]] = [[] for _ in range(n)]
     trackers: list[TrackerModel] = []
 
