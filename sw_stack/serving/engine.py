@@ -40,7 +40,7 @@ import numpy as np
 
 from sim.config import FastSwitchConfig
 
-from .kv import BuddyAllocator, PagedAllocator, copy_segments, run_blocks
+from .kv import BuddyAllocator, PagedAllocator, copy_pairs, copy_segments, run_blocks
 from .link import PcieLinkModel, SwapCostModel
 from .metrics import MetricsRecorder
 from .scheduler import KEY_SHIFT, PriorityPattern, rank_key
@@ -66,6 +66,21 @@ SYSTEMS: dict[str, SystemSpec] = {
 }
 
 WAITING, RUNNING, SWAPPED, DONE = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class SwapRecord:
+    """One swap as the engine issued it (the first ``record_swaps`` swaps are kept in ``ServingEngine.swap_log``).
+
+    ``copies`` are ``(src block, dst block, blocks)`` in the pools' block numbers (GPU pool for ``"out"``'s
+    source and ``"in"``'s destination, CPU pool for the other side); a block holds every layer's K and V.
+    """
+
+    start: float
+    end: float
+    direction: str  # "out": GPU -> CPU, "in": CPU -> GPU
+    conv: int
+    copies: tuple[tuple[int, int, int], ...]
 
 
 class _Conv:
@@ -107,8 +122,10 @@ class ServingEngine:
     """Simulate one system on one setup. Use `simulate` for the one-call form."""
 
     def __init__(self, cfg: FastSwitchConfig, system: SystemSpec | str = "fastswitch",
-                 swap_cost: SwapCostModel | None = None) -> None:
+                 swap_cost: SwapCostModel | None = None, record_swaps: int = 0) -> None:
         self.cfg = cfg
+        self.record_swaps = record_swaps
+        self.swap_log: list[SwapRecord] = []
         self.sys = SYSTEMS[system] if isinstance(system, str) else system
         self.swap_cost = swap_cost or PcieLinkModel(cfg.pcie.bandwidth_gbps, cfg.pcie.per_copy_us)
         m, g, s = cfg.model, cfg.gpu, cfg.scheduler
@@ -461,7 +478,7 @@ class ServingEngine:
                 self.cpu.extend(conv.cpu_runs, grow + extra)
             conv.cpu_alloc += grow + extra
         runs_bytes = self._runs_bytes(r.runs, conv.cpu_runs, clean, nb - clean)
-        end = self._issue(runs_bytes, "out", max(t, r.ready_at))
+        end = self._issue(runs_bytes, "out", max(t, r.ready_at), conv.cid, r.runs, conv.cpu_runs, clean, nb - clean)
         self.rec.reused_blocks += clean
         conv.cpu_valid = r.ctx
         r.state = SWAPPED
@@ -491,7 +508,7 @@ class ServingEngine:
         r.nblocks = need
         nb = self._blocks(r.ctx)
         runs_bytes = self._runs_bytes(conv.cpu_runs or [], r.runs, 0, nb)
-        r.ready_at = self._issue(runs_bytes, "in", max(t, r.ready_at))
+        r.ready_at = self._issue(runs_bytes, "in", max(t, r.ready_at), conv.cid, conv.cpu_runs or [], r.runs, 0, nb)
         r.state = RUNNING
         if self.sys.kv_reuse:
             self.retained[conv.cid] = conv
@@ -499,10 +516,13 @@ class ServingEngine:
             self._drop_cpu_copy(conv)
         insort(self.running, r, key=_key)
 
-    def _issue(self, runs_bytes: np.ndarray, direction: str, not_before: float) -> float:
+    def _issue(self, runs_bytes: np.ndarray, direction: str, not_before: float, conv: int, src: list, dst: list,
+               skip: int, count: int) -> float:
         dur = float(self.swap_cost.swap_seconds(runs_bytes, direction))
         start = max(not_before, self.chan[direction])
         end = start + dur
+        if count > 0 and len(self.swap_log) < self.record_swaps:
+            self.swap_log.append(SwapRecord(start, end, direction, conv, tuple(copy_pairs(src, dst, skip, count))))
         self.chan[direction] = end
         if not self.sys.async_swap:
             self.barrier = max(self.barrier, end)

@@ -35,12 +35,12 @@ def run_blocks(runs: list[Run]) -> int:
     return sum(length for _, length in runs)
 
 
-def copy_segments(src: list[Run], dst: list[Run], skip: int = 0, count: int | None = None) -> list[int]:
-    """Lengths (in blocks) of the contiguous copies moving logical blocks ``[skip, skip + count)`` of a
-    request from ``src`` runs to ``dst`` runs (a copy ends wherever either side stops being contiguous)."""
+def copy_pairs(src: list[Run], dst: list[Run], skip: int = 0, count: int | None = None) -> list[tuple[int, int, int]]:
+    """The contiguous copies ``(src block, dst block, blocks)`` moving logical blocks ``[skip, skip + count)``
+    of a request from ``src`` runs to ``dst`` runs (a copy ends wherever either side stops being contiguous)."""
     total = min(run_blocks(src), run_blocks(dst))
     end = total if count is None else min(total, skip + count)
-    out: list[int] = []
+    out: list[tuple[int, int, int]] = []
     i = j = 0
     s_left = src[0][1] if src else 0
     d_left = dst[0][1] if dst else 0
@@ -48,7 +48,8 @@ def copy_segments(src: list[Run], dst: list[Run], skip: int = 0, count: int | No
     while pos < end:
         take = min(s_left, d_left, end - pos)
         if pos + take > skip:
-            out.append(take - max(0, skip - pos))
+            cut = max(0, skip - pos)
+            out.append((src[i][0] + src[i][1] - s_left + cut, dst[j][0] + dst[j][1] - d_left + cut, take - cut))
         pos += take
         s_left -= take
         d_left -= take
@@ -59,6 +60,11 @@ def copy_segments(src: list[Run], dst: list[Run], skip: int = 0, count: int | No
             j += 1
             d_left = dst[j][1]
     return out
+
+
+def copy_segments(src: list[Run], dst: list[Run], skip: int = 0, count: int | None = None) -> list[int]:
+    """Lengths (in blocks) of the contiguous copies of `copy_pairs`."""
+    return [n for _, _, n in copy_pairs(src, dst, skip, count)]
 
 
 class PagedAllocator:
