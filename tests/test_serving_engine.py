@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from sim.config import REPO_ROOT, ServingSchedulerConfig, load_config
-from sw_stack.serving import SYSTEMS, generate, simulate
+from sw_stack.serving import SYSTEMS, ServingEngine, Workload, generate, offered_gpu_seconds, simulate
 from sw_stack.serving.scheduler import PriorityPattern, priority_victims, rank_key
+from sw_stack.serving.workload import TURN_DTYPE
 
 PRESET = REPO_ROOT / "configs" / "serving" / "llama8b_a10.yaml"
 
@@ -116,3 +117,25 @@ def test_swap_cost_model_is_pluggable(setup):
     r = simulate(cfg, wl, "baseline", swap_cost=Flat())
     assert Flat.calls == r["swaps_out"] + r["swaps_in"] > 0
     assert r["swap_seconds"] == pytest.approx(1e-3 * Flat.calls)
+
+
+def test_offered_load_counts_each_turns_whole_history(setup):
+    cfg, _ = setup
+    # two conversations: (new, answer) = (100, 50), (20, 30) and (7, 9); prompts 100, 170 and 7
+    turns = np.array([(0, 0, 0, 0, 100, 50), (0, 1, 0, 5, 20, 30), (1, 0, 9, 0, 7, 9)], dtype=TURN_DTYPE)
+    eng = ServingEngine(cfg, "baseline")
+    prompts = np.array([100.0, 170.0, 7.0])
+    prefill = np.sum(2 * eng.params * prompts + 2 * eng.attn_flops * prompts**2) / eng.flops
+    ctx = (50 * (100 + 24.5) + 30 * (170 + 14.5) + 9 * (7 + 4)) / 89
+    batch = min(cfg.scheduler.max_num_seqs, int(eng.gpu_blocks * eng.bt // ctx))
+    decode = 89 * eng._decode_time(batch, round(batch * ctx)) / batch
+    assert offered_gpu_seconds(cfg, Workload(turns)) == pytest.approx(prefill + decode)
+
+
+@pytest.mark.parametrize("preset", ["llama8b_a10.yaml", "qwen32b_a100.yaml"])
+def test_presets_run_below_capacity_where_the_papers_rate_is_overloaded(preset):
+    cfg = load_config(REPO_ROOT / "configs" / "serving" / preset).fastswitch
+    work = offered_gpu_seconds(cfg, generate(cfg.workload, cfg.model.max_context))
+    load = work * cfg.workload.arrival_rate / cfg.workload.conversations
+    assert 0.7 < load < 1.0
+    assert work * 1.0 / cfg.workload.conversations > 5  # at the paper's 1 conversation/s

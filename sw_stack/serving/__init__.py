@@ -5,9 +5,9 @@ with ``cfg = sim.config.load_config("configs/serving/llama8b_a10.yaml")``; see `
 time model, `link.SwapCostModel` for the swap cost interface and `metrics` for the result keys.
 """
 
-from .engine import SYSTEMS, ServingEngine, SwapRecord, SystemSpec, simulate
+from .engine import SYSTEMS, ServingEngine, SwapRecord, SystemSpec, offered_gpu_seconds, simulate
 from .link import PcieLinkModel, SwapCostModel
 from .workload import Workload, generate, load, save
 
 __all__ = ["SYSTEMS", "PcieLinkModel", "ServingEngine", "SwapCostModel", "SwapRecord", "SystemSpec", "Workload",
-           "generate", "load", "save", "simulate"]
+           "generate", "load", "offered_gpu_seconds", "save", "simulate"]

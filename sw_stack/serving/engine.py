@@ -530,6 +530,35 @@ class ServingEngine:
         return end
 
 
+def offered_gpu_seconds(cfg: FastSwitchConfig, workload: Workload) -> float:
+    """GPU time the workload needs at best, on the engine's time model: a load estimate, not a schedule.
+
+    Every turn's prompt (its whole history) prefilled alone at the compute bound, plus every answer token
+    decoded in a batch as large as the GPU KV pool holds at the workload's token-weighted mean decode context
+    (iteration time incl. overhead, divided by the batch). Divided by the arrival span it gives the offered
+    load: above 1 the setup is overloaded under any scheduler (queues and the swap volume grow without bound).
+    """
+    eng = ServingEngine(cfg, "baseline")
+    t = workload.turns
+    if not len(t):
+        return 0.0
+    conv = t["conv"].astype(np.int64)
+    new = t["new_tokens"].astype(np.int64)
+    ans = t["answer_tokens"].astype(np.int64)
+    first = np.r_[True, conv[1:] != conv[:-1]]
+    turn_tokens = new + ans
+    # history before each turn = tokens of the conversation's earlier turns
+    csum = np.cumsum(turn_tokens)
+    start = np.maximum.accumulate(np.where(first, np.arange(len(t)), 0))
+    history = csum - turn_tokens - np.where(start > 0, csum[start - 1], 0)
+    prompts = (history + new).astype(np.float64)
+    prefill = float(np.sum(2 * eng.params * prompts + 2 * eng.attn_flops * prompts**2)) / eng.flops
+    ctx = float(np.sum(ans * (prompts + (ans - 1) / 2)) / np.sum(ans))
+    batch = max(1, min(cfg.scheduler.max_num_seqs, int(eng.gpu_blocks * eng.bt // max(1.0, ctx))))
+    decode = float(np.sum(ans)) * eng._decode_time(batch, round(batch * ctx)) / batch
+    return prefill + decode
+
+
 def simulate(cfg: FastSwitchConfig, workload: Workload, system: SystemSpec | str = "fastswitch",
              swap_cost: SwapCostModel | None = None) -> dict:
     """Serve ``workload`` with ``system`` on the setup ``cfg``; return the metrics dict."""
