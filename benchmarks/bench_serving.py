@@ -1,4 +1,5 @@
-"""Serving simulator speed: wall time of each system on one setup (default: 1000 conversations, LLaMA-8B/A10).
+"""Serving simulator speed: wall time of each system on one setup (default: 1000 conversations, LLaMA-8B/A10),
+with every swap timed by the KV swap controller model, as in `llmarch study fastswitch`.
 
     .venv/bin/python benchmarks/bench_serving.py [--config FILE] [--conversations N] [--systems a,b]
 """
@@ -10,6 +11,8 @@ import dataclasses
 import time
 
 from sim.config import REPO_ROOT, load_config
+from sim.studies.fastswitch import unit_bytes
+from sim.swap_cost import ControllerSwapCost
 from sw_stack.serving import SYSTEMS, generate, simulate
 
 
@@ -30,7 +33,7 @@ def main() -> None:
         if name not in SYSTEMS:
             raise SystemExit(f"unknown system {name!r}; known: {', '.join(SYSTEMS)}")
         t0 = time.perf_counter()
-        r = simulate(cfg, wl, name)
+        r = simulate(cfg, wl, name, swap_cost=ControllerSwapCost(cfg.pcie, unit_bytes(cfg)))
         dt = time.perf_counter() - t0
         print(f"{name:18s} {dt:6.2f} s  iterations {r['iterations']}  TTFT p50/p99/p999 "
               f"{r['ttft']['p50']:.2f}/{r['ttft']['p99']:.2f}/{r['ttft']['p999']:.2f} s  TBT p99/p999 "

@@ -342,7 +342,7 @@ class ServingWorkloadConfig:
 
     seed: int = 1
     conversations: int = _pos(default=1000)
-    arrival_rate: float = _pos(default=1.0)  # conversations per second, Poisson
+    arrival_rate: float = _pos(default=0.11)  # conversations per second, Poisson (calibrated, see the presets)
     turns_mean: float = field(default=5.5, metadata=_check(lambda v: v >= 1, "a number >= 1"))
     turns_max: int = _pos(default=40)
     prompt_mean: float = _pos(default=161.0)

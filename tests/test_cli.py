@@ -46,7 +46,8 @@ def test_default_config_runs(tmp_path, capsys):
     assert run["config"]["hardware"]["gpu"]["compute_units"] == 80
     assert run["tracker"]["triggers"] == 4 * 3 * run["ring"]["tiles_per_chunk"] // run["ring"]["tiles_per_group"]
     fs = run["fastswitch"]
-    assert set(fs["systems"]) == {"baseline", "fastswitch"} and fs["conversations"] == 150
+    assert set(fs["systems"]) == {"baseline", "fastswitch"} and fs["conversations"] == 500
+    assert fs["speedup"]["ttft"]["p99"] > 1 and fs["speedup"]["tbt"]["p999"] > 1
     assert fs["systems"]["fastswitch"]["swap_gbps"] > fs["systems"]["baseline"]["swap_gbps"]
 
 
