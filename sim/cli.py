@@ -118,13 +118,18 @@ def _study_fastswitch(args: argparse.Namespace) -> int:
         setups[Path(rel).stem] = setup
     out = Path(args.out)
     _check_writable(out)
+    if args.rtl and "fastswitch" not in st.systems:
+        raise ConfigError(path, "fastswitch_study.systems", "--rtl replays the fastswitch system's swaps; list it")
     t0 = time.perf_counter()
-    result = fastswitch.run_study(setups, st.systems, progress=_progress)
-    if args.rtl:
-        raise ConfigError(path, "--rtl", "the FastSwitch co-simulation is not available yet")
+    result = fastswitch.run_study(setups, st.systems, progress=_progress,
+                                  cosim_work=out / "cosim" if args.rtl else None, seed=cfg.seed)
     write_json(out / "fastswitch.json", result)
     files = fastswitch.write_report(result, out)
     print(fastswitch.summary_table(result))
+    if args.rtl:
+        c = result["cosim"]
+        print(f"co-simulation: {c['swaps']} swaps, {c['data_mismatches']} data mismatches, max completion-cycle "
+              f"error {100 * c['max_cycle_error']:.2f}%, {c['cycles_rtl']} cycles RTL / {c['cycles_model']} model")
     print(f"wrote {out / 'fastswitch.json'}, " + ", ".join(str(f) for f in files) +
           f" in {time.perf_counter() - t0:.1f} s")
     return 0

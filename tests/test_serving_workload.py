@@ -33,7 +33,8 @@ def test_distributions_are_sharegpt_like(big):
     assert 280 <= t["answer_tokens"].mean() <= 380
     first = t[t["turn"] == 0]
     gaps = np.diff(first["arrival_us"].astype(np.int64)) * 1e-6
-    assert 0.9 <= gaps.mean() <= 1.1  # Poisson, 1 conversation/s
+    rate = ServingWorkloadConfig().arrival_rate
+    assert 0.9 / rate <= gaps.mean() <= 1.1 / rate  # Poisson at the configured rate
     assert np.all(t["think_us"][t["turn"] == 0] == 0) and t["think_us"][t["turn"] > 0].mean() > 5e6
 
 

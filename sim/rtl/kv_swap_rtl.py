@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -195,18 +196,29 @@ class ReplayDriver:
         return {"run__valid": 0, "abort__valid": 0, "status__ready": 0}
 
 
+@functools.lru_cache(maxsize=4)
+def harness_verilog(params: KvSwapParams, dev_mem: MemoryParams, host_mem: MemoryParams, overhead_cycles: int) -> str:
+    """The harness's Verilog, kept per process: big memories take seconds to convert, and every replay needs the
+    text for the build cache's key."""
+    from hw.verilog import generate
+
+    return generate(TOP, KvSwapHarness(params, dev_mem, host_mem, overhead_cycles))
+
+
 def run_kv_swap_rtl(params: KvSwapParams, dev_mem: MemoryParams, host_mem: MemoryParams, overhead_cycles: int,
                     dev_preload: dict[int, int], host_preload: dict[int, int], runs: Sequence[tuple[int, Run]],
                     aborts: Sequence[tuple[int, int]], work: Path, *, status_seed: int = 0, status_bp: float = 0.0,
-                    reset_after: int | None = None) -> dict:
+                    reset_after: int | None = None, readback_words: tuple[int, int] | None = None,
+                    max_cycles: int = 200_000) -> dict:
     """Build (cached) and run the cocotb replay; return statuses, commands, cycles, ``bad_aborts`` and read-backs.
 
-    The read-backs ``dev_mem``/``host_mem`` hold words ``0 .. blocks * block_words - 1`` of each pool.
+    The read-backs ``dev_mem``/``host_mem`` hold words ``0 .. blocks * block_words - 1`` of each pool, or the
+    first ``readback_words`` (device, host) words. The replay fails if the controller is not idle after
+    ``max_cycles`` cycles.
     """
-    from hw.verilog import generate
     from sim.rtl.runner import build, run_cocotb
 
-    build_dir = build(TOP, {f"{TOP}.v": generate(TOP, KvSwapHarness(params, dev_mem, host_mem, overhead_cycles))})
+    build_dir = build(TOP, {f"{TOP}.v": harness_verilog(params, dev_mem, host_mem, overhead_cycles)})
     job = {
         "params": params.as_dict(), "dev_mem": dev_mem.as_dict(), "host_mem": host_mem.as_dict(),
         "overhead": overhead_cycles,
@@ -214,5 +226,8 @@ def run_kv_swap_rtl(params: KvSwapParams, dev_mem: MemoryParams, host_mem: Memor
         "runs": [[c, r.tag, r.direction, r.src, r.dst, r.count, int(r.last)] for c, r in runs],
         "aborts": [list(a) for a in aborts],
         "status_seed": status_seed, "status_bp": status_bp, "reset_after": reset_after,
+        "readback_words": list(readback_words or (params.dev_blocks * params.block_words,
+                                                  params.host_blocks * params.block_words)),
+        "max_cycles": max_cycles,
     }
     return run_cocotb(build_dir, TOP, TB, "kv_swap_replay", test_dir=work, job=job)

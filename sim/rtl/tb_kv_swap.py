@@ -3,7 +3,8 @@
 Preloads both memories through the testbench ports, replays the swap trace (runs with their idles, aborts,
 seeded backpressure on ``status``) with `sim.rtl.kv_swap_rtl.ReplayDriver`, recording every status and every
 accepted device/host command with its cycle, then reads both pools back. Inputs are driven after the falling
-edge and handshakes read after ``ReadOnly`` (``run.ready`` depends on the run offered). With ``reset_after`` the
+edge and handshakes read after ``ReadOnly`` (``run.ready`` depends on the run offered). The job may cut the replay
+(``max_cycles``) and the read-back (``readback_words``, device and host) shorter. With ``reset_after`` the
 first replay is cut by a reset in the middle of the transfers and the replay is run again from a clean state:
 the recorded result is the second run.
 """
@@ -102,7 +103,7 @@ async def kv_swap_replay(dut) -> None:
 
     runs = [(c, Run(tag, d, s, ds, n, bool(last))) for c, tag, d, s, ds, n, last in job["runs"]]
     aborts = [(c, tag) for c, tag in job["aborts"]]
-    limit = 200_000
+    limit = job.get("max_cycles", 200_000)
 
     def driver() -> ReplayDriver:
         return ReplayDriver(p, mems[0].addr_bits, runs, aborts, ReadyPattern(job["status_seed"], job["status_bp"]))
@@ -118,8 +119,9 @@ async def kv_swap_replay(dut) -> None:
     bad_aborts = int(dut.bad_aborts.value)
     abort_err = int(dut.abort_err.value)
     dut.tb_sel.value = 1
-    dev_words = await _read_back(dut, "tb_dev", mems[0], p.dev_blocks * p.block_words)
-    host_words = await _read_back(dut, "tb_host", mems[1], p.host_blocks * p.block_words)
+    n_dev, n_host = job.get("readback_words", (p.dev_blocks * p.block_words, p.host_blocks * p.block_words))
+    dev_words = await _read_back(dut, "tb_dev", mems[0], n_dev)
+    host_words = await _read_back(dut, "tb_host", mems[1], n_host)
     out = drv.out
     write_result(job, {"statuses": out.statuses, "dev_cmds": out.dev_cmds, "host_cmds": out.host_cmds,
                        "cycles": cycles, "bad_aborts": bad_aborts, "abort_err": abort_err,
