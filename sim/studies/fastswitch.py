@@ -103,6 +103,10 @@ def _x(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.2f}x"
 
 
+def _per_swap(m: dict[str, Any]) -> float:
+    return m["swap_copies"] / max(1, m["swaps_out"] + m["swaps_in"])
+
+
 def explain(result: dict[str, Any]) -> list[str]:
     """Reasons, from the model's breakdown, for what the study shows and where it differs from the paper."""
     out = []
@@ -118,9 +122,9 @@ def explain(result: dict[str, Any]) -> list[str]:
         if not (b and f):
             continue
         out.append(
-            f"{name}: swaps run at {b['swap_gbps']:.1f} GB/s in the baseline ({b['swap_copies'] / b['swaps_out']:.0f} "
+            f"{name}: swaps run at {b['swap_gbps']:.1f} GB/s in the baseline ({_per_swap(b):.0f} "
             f"copies of 32 KiB per swap: one per block, layer and K/V) and {f['swap_gbps']:.1f} GB/s with block groups "
-            f"({f['swap_copies'] / f['swaps_out']:.0f} copies per swap); the GPU waits on swaps "
+            f"({_per_swap(f):.0f} copies per swap); the GPU waits on swaps "
             f"{100 * b['swap_stall_fraction']:.1f}% of the time in the baseline and "
             f"{100 * f['swap_stall_fraction']:.1f}% with FastSwitch; FastSwitch did not copy {f['reused_blocks']} "
             f"blocks again thanks to KV reuse and fell back to recomputation {f['recomputes']} times (CPU pool full). "
