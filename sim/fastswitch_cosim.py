@@ -51,7 +51,7 @@ import numpy as np
 from hw.kv_swap import KvSwapParams, SwapDir
 from hw.memory import MemoryParams
 from sim.models.kv_swap import DevMemoryModel, HostLinkModel, KvSwapModel, Run, SwapRun, run_kv_swap
-from sim.stimulus import ReadyPattern
+from sim.stimulus import ReadyPattern, mix32
 
 if TYPE_CHECKING:
     from sim.swap_cost import ControllerSwapCost
@@ -156,12 +156,11 @@ def scaled_link(cost: ControllerSwapCost, unit_bytes: int, block_words: int) -> 
 
 def _touched(rec: SwapRecord) -> tuple[set[int], set[int]]:
     """GPU-pool and CPU-pool blocks of one swap."""
-    src = {b for s, _, n in rec.copies for b in range(s, s + n)}
-    dst = {b for _, d, n in rec.copies for b in range(d, d + n)}
+    src, dst = _blocks_of(rec.copies, 0), _blocks_of(rec.copies, 1)
     return (src, dst) if rec.direction == "out" else (dst, src)
 
 
-def _blocks_of(runs: list[tuple[int, int, int]], side: int) -> set[int]:
+def _blocks_of(runs: Sequence[tuple[int, int, int]], side: int) -> set[int]:
     return {b for r in runs for b in range(r[side], r[side] + r[2])}
 
 
@@ -183,13 +182,7 @@ def pool_words(pool: int, n: int, seed: int) -> np.ndarray:
     """``n`` distinct preload words of a pool (0 device, 1 host): the `sim.stimulus.mix32` bijection of
     ``pool << 24 | address``, salted by the seed, so no two words of either pool are equal."""
     x = (np.arange(n, dtype=np.uint64) | np.uint64(pool << 24)) ^ np.uint64(seed & 0xFFFFFF)
-    m = np.uint64(0xFFFFFFFF)
-    x ^= x >> np.uint64(16)
-    x = (x * np.uint64(0x7FEB352D)) & m
-    x ^= x >> np.uint64(15)
-    x = (x * np.uint64(0x846CA68B)) & m
-    x ^= x >> np.uint64(16)
-    return x.astype(np.uint32)
+    return mix32(x).astype(np.uint32)  # works on uint64 arrays elementwise
 
 
 def expected_memories(swaps: Sequence[tuple[int, list[tuple[int, int, int]]]], dev: np.ndarray, host: np.ndarray,

@@ -477,8 +477,7 @@ class ServingEngine:
             else:
                 self.cpu.extend(conv.cpu_runs, grow + extra)
             conv.cpu_alloc += grow + extra
-        runs_bytes = self._runs_bytes(r.runs, conv.cpu_runs, clean, nb - clean)
-        end = self._issue(runs_bytes, "out", max(t, r.ready_at), conv.cid, r.runs, conv.cpu_runs, clean, nb - clean)
+        end = self._issue("out", max(t, r.ready_at), conv.cid, r.runs, conv.cpu_runs, clean, nb - clean)
         self.rec.reused_blocks += clean
         conv.cpu_valid = r.ctx
         r.state = SWAPPED
@@ -507,8 +506,7 @@ class ServingEngine:
         r.runs = self.gpu.allocate(need)
         r.nblocks = need
         nb = self._blocks(r.ctx)
-        runs_bytes = self._runs_bytes(conv.cpu_runs or [], r.runs, 0, nb)
-        r.ready_at = self._issue(runs_bytes, "in", max(t, r.ready_at), conv.cid, conv.cpu_runs or [], r.runs, 0, nb)
+        r.ready_at = self._issue("in", max(t, r.ready_at), conv.cid, conv.cpu_runs or [], r.runs, 0, nb)
         r.state = RUNNING
         if self.sys.kv_reuse:
             self.retained[conv.cid] = conv
@@ -516,8 +514,10 @@ class ServingEngine:
             self._drop_cpu_copy(conv)
         insort(self.running, r, key=_key)
 
-    def _issue(self, runs_bytes: np.ndarray, direction: str, not_before: float, conv: int, src: list, dst: list,
-               skip: int, count: int) -> float:
+    def _issue(self, direction: str, not_before: float, conv: int, src: list, dst: list, skip: int,
+               count: int) -> float:
+        """Issue the copy of logical blocks ``[skip, skip + count)`` from ``src`` to ``dst`` runs; return its end."""
+        runs_bytes = self._runs_bytes(src, dst, skip, count)
         dur = float(self.swap_cost.swap_seconds(runs_bytes, direction))
         start = max(not_before, self.chan[direction])
         end = start + dur
