@@ -20,10 +20,10 @@ import numpy as np
 
 from hw.memory import MemoryParams
 from hw.reducer import ReducerParams
-from sim.models.reducer import model_commits
-from sim.reduce_ref import apply_packets, random_packets
-from sim.rtl.reducer_rtl import read_commits, read_readback, replay_harness
-from sim.stimulus import ReadyPattern
+from sim.blocks.reducer.model import model_commits
+from sim.blocks.reducer.reference import apply_packets, random_packets
+from sim.blocks.reducer.rtl import read_commits, read_readback, replay_harness
+from sim.core.stimulus import ReadyPattern
 
 
 def main() -> None:

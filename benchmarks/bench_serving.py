@@ -10,9 +10,9 @@ import argparse
 import dataclasses
 import time
 
-from sim.config import REPO_ROOT, load_config
-from sim.studies.fastswitch import unit_bytes
-from sim.swap_cost import ControllerSwapCost
+from sim.core.config import REPO_ROOT, load_config
+from sim.studies.fastswitch.study import unit_bytes
+from sim.systems.swap_cost import ControllerSwapCost
 from sw_stack.serving import SYSTEMS, generate, simulate
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from sim.config import REPO_ROOT, load_config
-from sim.studies.t3 import run_study
+from sim.core.config import REPO_ROOT, load_config
+from sim.studies.t3.study import run_study
 
 
 def main() -> None:

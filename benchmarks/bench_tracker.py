@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from hw.tracker import TrackerParams
-from sim.rtl.tracker_rtl import replay_driven, replay_harness
-from sim.stimulus import ReadyPattern, random_tracker_workload
-from sim.t3_ring import replay_tracker
+from sim.blocks.tracker.model import replay_tracker
+from sim.blocks.tracker.rtl import replay_driven, replay_harness
+from sim.core.stimulus import ReadyPattern, random_tracker_workload
 
 
 def main() -> None:

@@ -38,7 +38,7 @@ Timing, with a memory that accepts every command and answers a read accepted at 
 accepted at *t + 2* and its commit on ``commit`` from *t + 3*; an ``ADD_*`` accepted at *t* writes at *t + L + 3*
 and commits from *t + L + 4* (10 cycles for *L* = 6).
 
-Arithmetic (bit-exact; `sim.reduce_ref` is the reference):
+Arithmetic (bit-exact; `sim.blocks.reducer.reference` is the reference):
 
 * ``ADD_I32``: two's-complement add, wrapping modulo 2**32.
 * ``ADD_F32``: IEEE-754 binary32 addition, round to nearest even. Subnormal inputs and results are exact (no

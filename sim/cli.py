@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sim.config import DEFAULT_CONFIG, REPO_ROOT, ConfigError, RunConfig, load_config
-from sim.trace import TraceError
+from sim.core.config import DEFAULT_CONFIG, REPO_ROOT, ConfigError, RunConfig, load_config
+from sim.core.trace import TraceError
 
 STUDY_CONFIGS = {"t3": REPO_ROOT / "configs" / "t3_study.yaml",
                  "fastswitch": REPO_ROOT / "configs" / "fastswitch_study.yaml"}
@@ -57,8 +57,8 @@ def _load(args: argparse.Namespace) -> tuple[RunConfig, Path]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sim.jobs import run_main_job
-    from sw_stack.t3_planner import PlanError
+    from sim.studies.ring.study import run_main_job
+    from sw_stack.t3.planner import PlanError
 
     cfg, path = _load(args)
     out = Path(args.out)
@@ -79,7 +79,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         args.config = str(STUDY_CONFIGS[args.study])
     if args.study == "fastswitch":
         return _study_fastswitch(args)
-    from sim.studies import t3
+    import sim.studies.t3.study as t3
 
     cfg, _ = _load(args)
     out = Path(args.out)
@@ -87,7 +87,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     result = t3.run_study(cfg.hardware, cfg.t3_study, progress=_progress, sensitivity=True)
     if args.rtl:
-        from sim.cosim import run_t3_cosim
+        from sim.studies.t3.cosim import run_t3_cosim
 
         result["cosim"] = run_t3_cosim(cfg, out / "cosim", progress=_progress)
     write_json(out / "t3.json", result)
@@ -105,7 +105,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 def _study_fastswitch(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from sim.studies import fastswitch
+    import sim.studies.fastswitch.study as fastswitch
 
     cfg, path = _load(args)
     st = cfg.fastswitch_study

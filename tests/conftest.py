@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.config import RunConfig, load_config
+from sim.core.config import RunConfig, load_config
 
 DATA = Path(__file__).parent / "data"
 
@@ -17,3 +17,19 @@ def small_config() -> RunConfig:
 @pytest.fixture(scope="session")
 def small_config_path() -> Path:
     return DATA / "small.yaml"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "rtl: runs a design on Verilator (deselect with -m 'not rtl')")
+
+
+@pytest.fixture(autouse=True)
+def _rtl_tests_are_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that builds or runs Verilator without the ``rtl`` marker fails, so ``-m 'not rtl'`` stays true."""
+    if request.node.get_closest_marker("rtl") is None:
+        import cocotb_tools.runner
+
+        def refuse(*_a, **_k):
+            raise AssertionError(f"{request.node.nodeid} uses Verilator: mark it @pytest.mark.rtl")
+
+        monkeypatch.setattr(cocotb_tools.runner, "get_runner", refuse)

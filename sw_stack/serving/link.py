@@ -37,7 +37,7 @@ class SwapCostModel(Protocol):
 class PcieLinkModel:
     """Per-copy overhead plus bytes at bandwidth: ``t = n_copies * per_copy + sum(bytes) / bandwidth``.
 
-    Calibrated to PAPERS.md section 2 (PCIe 4.0 x16, pinned host memory): about 2-4 us per copy call and
+    Calibrated to docs/papers.md (FastSwitch) (PCIe 4.0 x16, pinned host memory): about 2-4 us per copy call and
     ~24 GB/s for large runs. With the defaults (2.3 us, 24 GB/s) a 32 KiB copy takes 3.67 us (8.9 GB/s
     effective) and a 1 MiB run 46 us (22.8 GB/s).
     """

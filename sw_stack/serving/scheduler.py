@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sim.config import ServingSchedulerConfig
+from sim.core.config import ServingSchedulerConfig
 
 KEY_SHIFT = 32
 

@@ -14,7 +14,7 @@ Distributions (all drawn from one ``numpy.random.default_rng(seed)``, in a fixed
   without room for at least one new and one answer token ends the conversation.
 
 The trace has one table ``turns`` of kind ``conversation_turns`` (dtype `TURN_DTYPE`, sorted by conversation
-then turn; times in integer microseconds, ``clock_hz`` 1e6). `sim.trace` does not know this kind yet, so this
+then turn; times in integer microseconds, ``clock_hz`` 1e6). `sim.core.trace` does not know this kind yet, so this
 module writes and reads it itself with the same header, atomic write and validation rules.
 """
 
@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from sim import trace
-from sim.config import ServingWorkloadConfig
-from sim.trace import TraceError
+from sim.core import trace
+from sim.core.config import ServingWorkloadConfig
+from sim.core.trace import TraceError
 
 KIND = "conversation_turns"
 TURN_DTYPE = trace.TABLE_KINDS[KIND]
@@ -97,7 +97,7 @@ def save(workload: Workload, path: str | os.PathLike[str]) -> Path:
 
 
 def load(path: str | os.PathLike[str]) -> Workload:
-    """Read and validate a workload trace; raise `sim.trace.TraceError` naming the file and the problem."""
+    """Read and validate a workload trace; raise `sim.core.trace.TraceError` naming the file and the problem."""
     path = Path(path)
     t = trace.read(path)
     if t.time_unit != "us" or t.clock_hz != 1e6:
