@@ -32,6 +32,9 @@ Table kinds (all integers; addresses and sizes in bytes, times in ``time_unit``)
     ``dst_addr`` (u8), ``dst_tag`` (u4), ``length`` (u4).
 ``triggers``
     ``cycle`` (u8) the trigger left the tracker; ``desc`` (u4); ``entry`` (u4).
+Block packages declare the kinds of their stimuli and results with `register_kind` (documented in each
+``sim/blocks/<block>/__init__.py``); the reader imports them before it calls a kind unknown.
+
 ``conversation_turns``
     A serving workload (time unit ``us``): ``conv`` (u4), ``turn`` (u2), ``arrival_us`` (u8), ``think_us``
     (u8), ``new_tokens`` (u4), ``answer_tokens`` (u4); see `sw_stack.serving.workload`.
@@ -70,6 +73,27 @@ TABLE_KINDS: dict[str, np.dtype] = {
 }
 
 
+def register_kind(kind: str, dtype: np.dtype | list) -> np.dtype:
+    """Declare a table kind (a block package declares the kinds of its stimulus and results here).
+
+    Column rules as above; declaring an existing kind again with other columns is an error.
+    """
+    dt = np.dtype(dtype)
+    old = TABLE_KINDS.get(kind)
+    if old is not None and old != dt:
+        raise ValueError(f"table kind {kind!r} is already declared with columns {old.descr}")
+    TABLE_KINDS[kind] = dt
+    return dt
+
+
+def _kind(kind: str) -> np.dtype | None:
+    """The columns of ``kind``; the block packages declare theirs when imported, so import them first."""
+    if kind not in TABLE_KINDS:
+        import sim.blocks  # noqa: F401
+
+    return TABLE_KINDS.get(kind)
+
+
 class TraceError(Exception):
     """A trace file is missing, truncated, of another version, or inconsistent."""
 
@@ -85,7 +109,7 @@ class Trace:
     time_unit: str = "cycle"
 
     def add(self, name: str, kind: str, array: np.ndarray) -> None:
-        if kind not in TABLE_KINDS:
+        if _kind(kind) is None:
             raise TraceError(f"unknown table kind {kind!r}; known: {sorted(TABLE_KINDS)}")
         self.tables[name] = (kind, np.asarray(array, dtype=TABLE_KINDS[kind]))
 
@@ -181,7 +205,7 @@ def _parse_header(path: Path, raw: np.ndarray) -> dict[str, Any]:
 
 
 def _check_table(path: Path, name: str, kind: str, arr: np.ndarray) -> None:
-    expected = TABLE_KINDS.get(kind)
+    expected = _kind(kind)
     if expected is None:
         raise TraceError(f"{path}: table {name!r} has unknown kind {kind!r}; known: {sorted(TABLE_KINDS)}")
     if arr.dtype != expected:

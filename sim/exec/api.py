@@ -79,11 +79,16 @@ class Block:
     model: Callable[[Any, trace.Trace, Stalls], tuple[Tables, int]]
     rtl: Callable[..., tuple[Tables, int]]        # (params, stimulus, stalls, work, waves) -> (tables, cycles)
     standard_stimulus: Callable[[Any, int, int], trace.Trace]  # (params, seed, size) -> stimulus
-    test_params: Callable[[], Any] = field(default=lambda: None)  # small parameters for tests (None: defaults)
+    test_params: Callable[[], Any] | None = None  # small parameters for the generic tests (None: the defaults)
+    test_size: int = 2000                           # stimulus size of the generic agreement test
+    bench_size: int = 100_000                       # stimulus size of `llmarch bench`
     doc: str = ""
 
     def default_params(self) -> BlockParams:
         return self.params()
+
+    def small_params(self) -> BlockParams:
+        return self.test_params() if self.test_params is not None else self.params()
 
 
 @dataclass
