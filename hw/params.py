@@ -6,6 +6,14 @@ import dataclasses
 from typing import Any
 
 
+class ParamError(ValueError):
+    """A block parameter out of range or inconsistent; ``field`` names the parameter."""
+
+    def __init__(self, cls: str, field: str, expected: str, value: object) -> None:
+        self.field, self.expected, self.value = field, expected, value
+        super().__init__(f"{cls}.{field} must be {expected}, not {value}")
+
+
 def param(default: int, lo: int, hi: int) -> Any:
     """A parameter field: an ``int`` in ``lo..hi`` (checked when the parameters are made)."""
     return dataclasses.field(default=default, metadata={"range": (lo, hi)})
@@ -16,7 +24,8 @@ class BlockParams:
     """Base of the blocks' parameter classes: keyword ints, range-checked, immutable, hashable.
 
     Subclasses declare their fields with `param` and add cross-field rules in ``_check``. A wrong type raises
-    ``TypeError`` and a value out of range ``ValueError``, both naming the class and the field.
+    ``TypeError`` and a value out of range `ParamError` (a ``ValueError``), both naming the class and the field;
+    the config loader turns them into config errors naming the file and the key.
     """
 
     def __post_init__(self) -> None:
@@ -27,7 +36,7 @@ class BlockParams:
                 raise TypeError(f"{name}.{f.name} must be an int, not {value!r}")
             lo, hi = f.metadata["range"]
             if not lo <= value <= hi:
-                raise ValueError(f"{name}.{f.name} must be an integer in {lo}..{hi}, not {value}")
+                raise ParamError(name, f.name, f"an integer in {lo}..{hi}", value)
         self._check()
 
     def _check(self) -> None:
@@ -35,7 +44,7 @@ class BlockParams:
 
     def _require(self, ok: bool, field: str, expected: str) -> None:
         if not ok:
-            raise ValueError(f"{type(self).__name__}.{field} must be {expected}, not {getattr(self, field)}")
+            raise ParamError(type(self).__name__, field, expected, getattr(self, field))
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

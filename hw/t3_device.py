@@ -26,6 +26,9 @@ Link packets use `hw.dma.DmaParams.link_layout`; a packet on ``link_in`` is appl
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+
 from amaranth import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -33,40 +36,62 @@ from amaranth.lib.wiring import In, Out
 from hw.arbiter import ArbiterMode, ArbiterParams, MemoryArbiter
 from hw.dma import DmaEngine, DmaParams
 from hw.memory import mem_port_signature
+from hw.params import BlockParams, param
 from hw.reducer import NearMemoryReducer, ReducerParams
 from hw.tracker import RequestKind, TrackerParams, TrackTrigger
 
 BYTES_PER_WORD = 4
 
 
-class T3DeviceParams:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class T3DeviceParams(BlockParams):
     """Consistent parameters for the four blocks of a device.
 
     The tracker's tags, the reducer's tags and the DMA's link tags are one field; the tracker's descriptor
-    indices are the DMA's; all memory ports share ``addr_bits``.
+    indices are the DMA's; all memory ports share ``addr_bits``. The blocks' own parameter objects are
+    ``tracker``, ``dma``, ``reducer`` and ``arbiter``.
     """
 
-    def __init__(self, *, addr_bits: int = 20, entries: int = 64, count_bits: int = 20, fifo_depth: int = 8,
-                 channels: int = 2, burst: int = 8, outstanding: int = 16, device_bits: int = 4,
-                 inflight: int = 4, max_reads: int = 16, occupancy_bits: int = 6) -> None:
-        self.tracker = TrackerParams(entries=entries, count_bits=count_bits, desc_bits=_bits(entries),
-                                     addr_bits=addr_bits, size_bits=4, fifo_depth=fifo_depth)
-        self.dma = DmaParams(addr_bits=addr_bits, descriptors=entries, device_bits=device_bits,
-                             length_bits=count_bits, tag_bits=self.tracker.tag_bits, channels=channels,
-                             burst=burst, outstanding=outstanding)
-        self.reducer = ReducerParams(addr_bits=addr_bits, tag_bits=self.tracker.tag_bits, inflight=inflight)
-        self.arbiter = ArbiterParams(addr_bits=addr_bits, occupancy_bits=occupancy_bits, max_reads=max_reads)
-        self.addr_bits = addr_bits
+    addr_bits: int = param(20, 4, 48)
+    entries: int = param(64, 2, 1 << 16)
+    count_bits: int = param(20, 3, 32)
+    fifo_depth: int = param(8, 2, 4096)
+    channels: int = param(2, 1, 16)
+    burst: int = param(8, 1, 256)
+    outstanding: int = param(16, 2, 1024)
+    device_bits: int = param(4, 1, 16)
+    inflight: int = param(4, 1, 16)
+    max_reads: int = param(16, 1, 4096)
+    occupancy_bits: int = param(6, 1, 16)
 
-    def as_dict(self) -> dict[str, dict[str, int]]:
+    def _check(self) -> None:
+        self._require(self.entries & (self.entries - 1) == 0, "entries", "a power of two >= 2")
+        for name in ("tracker", "dma", "reducer", "arbiter"):
+            getattr(self, name)  # the blocks' own checks
+
+    @functools.cached_property
+    def tracker(self) -> TrackerParams:
+        return TrackerParams(entries=self.entries, count_bits=self.count_bits, desc_bits=_bits(self.entries),
+                             addr_bits=self.addr_bits, size_bits=4, fifo_depth=self.fifo_depth)
+
+    @functools.cached_property
+    def dma(self) -> DmaParams:
+        return DmaParams(addr_bits=self.addr_bits, descriptors=self.entries, device_bits=self.device_bits,
+                         length_bits=self.count_bits, tag_bits=self.tracker.tag_bits, channels=self.channels,
+                         burst=self.burst, outstanding=self.outstanding)
+
+    @functools.cached_property
+    def reducer(self) -> ReducerParams:
+        return ReducerParams(addr_bits=self.addr_bits, tag_bits=self.tracker.tag_bits, inflight=self.inflight)
+
+    @functools.cached_property
+    def arbiter(self) -> ArbiterParams:
+        return ArbiterParams(addr_bits=self.addr_bits, occupancy_bits=self.occupancy_bits, max_reads=self.max_reads)
+
+    def blocks_dict(self) -> dict[str, dict[str, int]]:
+        """The four blocks' parameters (what testbenches rebuild them from)."""
         return {"tracker": self.tracker.as_dict(), "dma": self.dma.as_dict(), "reducer": self.reducer.as_dict(),
                 "arbiter": self.arbiter.as_dict()}
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, T3DeviceParams) and self.as_dict() == other.as_dict()
-
-    def __hash__(self) -> int:
-        return hash(repr(self.as_dict()))
 
 
 def _bits(n: int) -> int:

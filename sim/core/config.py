@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from hw.params import ParamError
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
 
@@ -82,29 +84,32 @@ class LinkConfig:
         return int(round(self.latency_ns * clock_ghz))
 
 
-@dataclass(frozen=True)
-class TrackerConfig:
-    """Parameters of the track-and-trigger unit (see `hw.tracker.TrackerParams`)."""
+def block_sections() -> dict[str, type]:
+    """Config key -> parameter class of every registered hardware block (``hardware.<block>`` sections)."""
+    from sim.exec import blocks
 
-    entries: int = field(default=256, metadata=_check(_power_of_two, "a power of two >= 2"))
-    count_bits: int = field(default=24, metadata=_check(lambda v: 1 <= v <= 32, "an integer in 1..32"))
-    desc_bits: int = field(default=16, metadata=_check(lambda v: 1 <= v <= 32, "an integer in 1..32"))
-    addr_bits: int = field(default=48, metadata=_check(lambda v: 1 <= v <= 64, "an integer in 1..64"))
-    size_bits: int = field(default=16, metadata=_check(lambda v: 1 <= v <= 32, "an integer in 1..32"))
-    fifo_depth: int = field(default=16, metadata=_check(lambda v: 2 <= v <= 4096, "an integer in 2..4096"))
-
-    def params(self):
-        from hw.tracker import TrackerParams
-
-        return TrackerParams(**dataclasses.asdict(self))
+    return {name: blk.params for name, blk in blocks().items()}
 
 
 @dataclass(frozen=True)
 class HardwareConfig:
+    """The machine: its GPU, its ring links, and one section per registered hardware block.
+
+    Block sections are not listed here: each is derived from its block's parameter class (`hw.params`), so a
+    new block is configurable as ``hardware.<block>`` without touching this file, with the block's own ranges
+    and rules. A section left out gets the block's defaults. ``hw.tracker`` and the like read a section.
+    """
+
     name: str
     gpu: GpuConfig
     ring_link: LinkConfig
-    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    blocks: dict[str, Any] = field(default_factory=lambda: {n: cls() for n, cls in block_sections().items()})
+
+    def __getattr__(self, name: str) -> Any:
+        blocks = self.__dict__.get("blocks")
+        if blocks is not None and name in blocks:
+            return blocks[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute or block section {name!r}")
 
 
 @dataclass(frozen=True)
@@ -221,6 +226,9 @@ def _convert(tp: Any, value: Any, file: Path, keypath: str, extra: dict[str, Any
         or (tp is bool and isinstance(value, bool))
     )
     check = (extra or {}).get("check")
+    if "range" in (extra or {}):
+        lo, hi = extra["range"]
+        check = (lambda v: lo <= v <= hi, f"an integer in {lo}..{hi}")
     if not ok:
         expected = _type_name(tp) + (f" {check[1]}" if check and not check[1].startswith(("a ", "an ")) else "")
         raise ConfigError(file, keypath, f"expected {expected}, got {value!r}")
@@ -239,6 +247,10 @@ def _convert(tp: Any, value: Any, file: Path, keypath: str, extra: dict[str, Any
 def _build(cls: type, raw: Any, file: Path, keypath: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
+    sections: dict[str, type] = {}
+    if cls is HardwareConfig:
+        sections = block_sections()
+        fields = {n: f for n, f in fields.items() if n != "blocks"} | {n: None for n in sections}
     if not isinstance(raw, dict):
         raise ConfigError(file, keypath or "(top level)",
                           f"expected a mapping with keys {sorted(fields)}, got {type(raw).__name__} {raw!r}")
@@ -247,7 +259,12 @@ def _build(cls: type, raw: Any, file: Path, keypath: str) -> Any:
         if key not in fields:
             raise ConfigError(file, f"{prefix}{key}", f"unknown key; expected one of {sorted(fields)}")
     values: dict[str, Any] = {}
+    if sections:
+        values["blocks"] = {n: _build(sec, raw[n], file, f"{prefix}{n}") if n in raw else sec()
+                            for n, sec in sections.items()}
     for name, f in fields.items():
+        if name in sections:
+            continue
         path = f"{prefix}{name}"
         if name not in raw:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
@@ -260,7 +277,10 @@ def _build(cls: type, raw: Any, file: Path, keypath: str) -> Any:
             values[name] = _build(hints[name], value, vfile, "")
             continue
         values[name] = _convert(hints[name], value, vfile, path, dict(f.metadata))
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ParamError as exc:  # a block's cross-field rule
+        raise ConfigError(file, f"{prefix}{exc.field}", f"expected {exc.expected}, got {exc.value!r}") from None
 
 
 def _read_yaml(path: Path) -> Any:
@@ -289,8 +309,17 @@ def load_config(path: str | Path | None = None) -> RunConfig:
 
 
 def as_dict(cfg: Any) -> dict[str, Any]:
-    """The config as plain data, for results files."""
-    return dataclasses.asdict(cfg)
+    """The config as plain data, for results files (block sections under ``hardware`` as in the YAML)."""
+    out = dataclasses.asdict(cfg)
+
+    def flatten(d: Any) -> Any:
+        if isinstance(d, dict):
+            d = {k: flatten(v) for k, v in d.items()}
+            if isinstance(d.get("blocks"), dict) and "gpu" in d:
+                d.update(d.pop("blocks"))
+        return d
+
+    return flatten(out)
 
 
 # FastSwitch serving simulator (sw_stack.serving) ----------------------------------------------------------

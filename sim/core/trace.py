@@ -28,7 +28,7 @@ Table kinds (all integers; addresses and sizes in bytes, times in ``time_unit``)
 ``tracker_program``
     ``entry`` (u4), ``threshold`` (u4, bytes), ``desc`` (u4), ``enable`` (u1), ``rearm`` (u1).
 ``dma_descriptors``
-    ``index`` (u4), ``op`` (u1: 0 store, 1 update, 2 notify), ``src_addr`` (u8), ``dst_device`` (u2),
+    ``index`` (u4), ``op`` (u1, `hw.dma.DmaOp`: store, reducer adds, notify), ``src_addr`` (u8), ``dst_device`` (u2),
     ``dst_addr`` (u8), ``dst_tag`` (u4), ``length`` (u4).
 ``triggers``
     ``cycle`` (u8) the trigger left the tracker; ``desc`` (u4); ``entry`` (u4).

@@ -129,7 +129,7 @@ def register(block: Block) -> Block:
 def get(name: str | Block) -> Block:
     if isinstance(name, Block):
         return name
-    from sim import blocks  # noqa: F401  (importing the package registers every block)
+    import sim.blocks  # noqa: F401  (importing the package registers every block)
 
     try:
         return BLOCKS[name]
@@ -224,6 +224,24 @@ class Agreement:
                                 "missing": missing, "max_cycle_error": err}
 
 
+def cycle_error(a: int, b: int) -> float:
+    """The one definition of a cycle error: ``|a - b| / max(b, 1)``, ``b`` the reference side (the model)."""
+    return abs(a - b) / max(b, 1)
+
+
+def completion_errors(rtl: list[int | None], model: list[int | None]) -> dict[str, Any]:
+    """Co-simulation figures over paired completion cycles (``None``: that side never completed it).
+
+    ``max_cycle_error`` / ``mean_cycle_error`` over the events both sides completed (`cycle_error`; 0.0 when
+    there are none), ``missing_completions`` the events only one side completed: always finite, valid JSON.
+    """
+    if len(rtl) != len(model):
+        raise ValueError(f"{len(rtl)} RTL completions vs {len(model)} model completions")
+    errs = [cycle_error(r, m) for r, m in zip(rtl, model, strict=True) if r is not None and m is not None]
+    return {"max_cycle_error": max(errs, default=0.0), "mean_cycle_error": sum(errs) / len(errs) if errs else 0.0,
+            "missing_completions": sum((r is None) != (m is None) for r, m in zip(rtl, model, strict=True))}
+
+
 def compare_tables(kind: str, a: np.ndarray, b: np.ndarray, *, ordered: bool, timed: bool
                    ) -> tuple[int, int, int, int, float]:
     """(rows, data mismatches, cycle mismatches, missing, max cycle error) of two tables of ``kind``.
@@ -244,7 +262,7 @@ def compare_tables(kind: str, a: np.ndarray, b: np.ndarray, *, ordered: bool, ti
         ca, cb = a["cycle"][:n].astype(np.int64), b["cycle"][:n].astype(np.int64)
         diff = np.abs(ca - cb)
         cyc = int(np.count_nonzero(diff))
-        err = float(np.max(diff / np.maximum(cb, 1)))
+        err = float(np.max(diff / np.maximum(cb, 1)))  # cycle_error, vectorised
     return max(len(da), len(db)), data, cyc, missing, err
 
 
@@ -260,5 +278,28 @@ def agree(a: Result, b: Result) -> Agreement:
                                       timed=timed))
     if timed and a.cycles != b.cycles:
         out.cycle_mismatches += 1
-        out.max_cycle_error = max(out.max_cycle_error, abs(a.cycles - b.cycles) / max(b.cycles, 1))
+        out.max_cycle_error = max(out.max_cycle_error, cycle_error(a.cycles, b.cycles))
     return out
+
+
+def write_verilog(out_dir: Path, params: Mapping[str, object] | None = None, only: str | None = None) -> list[Path]:
+    """Write one ``<module>.v`` per registered block into ``out_dir``; return the paths.
+
+    ``params`` maps a block name to its parameters (the config's ``hardware.<block>`` sections); a block not
+    in it is built with its defaults. ``only`` restricts the output to one block.
+    """
+    import sim.blocks  # noqa: F401  (registers every block)
+    from hw.verilog import generate
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, blk in sorted(BLOCKS.items()):
+        if only is not None and name != only:
+            continue
+        p = (params or {}).get(name) or blk.default_params()
+        path = out_dir / f"{blk.module}.v"
+        tmp = path.with_suffix(".v.tmp")
+        tmp.write_text(generate(blk.module, blk.component(p)))
+        tmp.replace(path)
+        paths.append(path)
+    return paths

@@ -17,11 +17,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hw.dma import DmaOp
+from hw.tracker import RequestKind
+from sim.blocks.tracker import triggers_table
 from sim.blocks.tracker.model import TrackerModel, program_tracker
 from sim.core import trace
 from sim.core.config import HardwareConfig
 from sim.core.events import EventLoop
-from sw_stack.t3.planner import DmaOp, T3Plan
+from sw_stack.t3.planner import T3Plan
 
 ARRIVAL_PRIORITY = 0
 
@@ -73,14 +76,6 @@ def accepted_table(model: TrackerModel) -> np.ndarray:
     return out
 
 
-def triggers_table(model: TrackerModel) -> np.ndarray:
-    out = trace.empty("triggers", len(model.triggers))
-    if model.triggers:
-        a = np.array(model.triggers, dtype=np.uint64)
-        out["cycle"], out["desc"], out["entry"] = a[:, 0], a[:, 1], a[:, 2]
-    return out
-
-
 def simulate_ring(plan: T3Plan, hw: HardwareConfig) -> RingResult:
     """Run all devices' trackers and links in one event loop."""
     n = plan.workload.devices
@@ -89,7 +84,7 @@ def simulate_ring(plan: T3Plan, hw: HardwareConfig) -> RingResult:
     links = [_Link(hw.ring_link.bytes_per_cycle_one_way(clock), hw.ring_link.latency_cycles(clock))
              for _ in range(n)]
     packet = plan.workload.dma_packet_bytes
-    params = hw.tracker.params()
+    params = hw.tracker
     notify: list[list[int]] = [[] for _ in range(n)]
     trackers: list[TrackerModel] = []
 
@@ -107,7 +102,8 @@ def simulate_ring(plan: T3Plan, hw: HardwareConfig) -> RingResult:
             return
         length, addr = int(d["length"]), int(d["src_addr"])
         for off in range(0, length, packet):
-            send(device, int(d["dst_tag"]), min(packet, length - off), addr + off, int(d["op"]))
+            send(device, int(d["dst_tag"]), min(packet, length - off), addr + off,
+                 int(RequestKind.STORE if d["op"] == DmaOp.STORE else RequestKind.UPDATE))
 
     for dp in plan.devices:
         tm = TrackerModel(loop, params, record=True,
@@ -127,6 +123,6 @@ def simulate_ring(plan: T3Plan, hw: HardwareConfig) -> RingResult:
 
     results = []
     for dp, tm in zip(plan.devices, trackers, strict=True):
-        results.append(DeviceResult(dp.device, accepted_table(tm), triggers_table(tm), notify[dp.device],
+        results.append(DeviceResult(dp.device, accepted_table(tm), triggers_table(tm.triggers), notify[dp.device],
                                     dp.compute_end_cycle, tm.stats.stall_cycles))
     return RingResult(results, sum(link.bytes for link in links), loop.events_run)

@@ -23,20 +23,17 @@ GEMM (held in L2) and bytes shared evenly over tiles; a wave's output leaves at 
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from hw.dma import DmaOp
 from sim.core import trace
 from sim.core.config import HardwareConfig, T3Config
 
-
-class DmaOp(enum.IntEnum):
-    STORE = 0
-    UPDATE = 1
-    NOTIFY = 2
+# The reducer op of a descriptor that forwards a partial sum, by element size (bf16 or fp32 elements).
+UPDATE_OPS = {2: DmaOp.ADD_BF16, 4: DmaOp.ADD_F32}
 
 
 class PlanError(Exception):
@@ -95,6 +92,9 @@ def plan_t3(w: T3Config, hw: HardwareConfig) -> T3Plan:
     tile_bytes = w.tile_m * w.tile_n * w.dtype_bytes
     if tile_bytes % w.store_bytes:
         raise PlanError("t3.store_bytes", f"must divide the tile size ({tile_bytes} bytes), got {w.store_bytes}")
+    update_op = UPDATE_OPS.get(w.dtype_bytes)
+    if update_op is None:
+        raise PlanError("t3.dtype_bytes", f"must be 2 (bf16) or 4 (fp32): the reducer's element sizes, got {w.dtype_bytes}")
     tp = hw.tracker
     for key, size in (("t3.store_bytes", w.store_bytes), ("t3.dma_packet_bytes", w.dma_packet_bytes)):
         if size >= 1 << tp.size_bits:
@@ -138,7 +138,7 @@ def plan_t3(w: T3Config, hw: HardwareConfig) -> T3Plan:
                 addr = (c * tiles_per_chunk + g * tiles_per_group) * tile_bytes
                 program[tag] = (tag, threshold, tag, 1, 0)
                 if s < n - 1:
-                    descs[tag] = (tag, DmaOp.UPDATE, addr, (d + 1) % n, addr, s * groups + g, group_bytes)
+                    descs[tag] = (tag, update_op, addr, (d + 1) % n, addr, s * groups + g, group_bytes)
                 else:
                     descs[tag] = (tag, DmaOp.NOTIFY, addr, d, addr, 0, group_bytes)
 

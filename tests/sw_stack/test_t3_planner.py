@@ -7,7 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from sw_stack.t3.planner import DmaOp, PlanError, chunk_at, plan_t3
+from hw.dma import DmaOp
+from sw_stack.t3.planner import UPDATE_OPS, PlanError, chunk_at, plan_t3
 
 
 def test_staggered_schedule_ends_on_own_chunk():
@@ -32,7 +33,7 @@ def test_programming_and_descriptors(small_config):
         assert np.all(dp.program["desc"] == dp.program["entry"])
         ops = dp.descriptors["op"]
         assert np.count_nonzero(ops == DmaOp.NOTIFY) == g
-        for desc in dp.descriptors[ops == DmaOp.UPDATE]:
+        for desc in dp.descriptors[ops == UPDATE_OPS[cfg.t3.dtype_bytes]]:
             tag = int(desc["index"])
             stage = tag // g + 1
             nxt = plan.devices[(d + 1) % n]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from hw.dma import DmaOp
 from sim.blocks.tracker.model import replay_tracker
 from sim.systems.t3_ring import simulate_ring
-from sw_stack.t3.planner import DmaOp, plan_t3
+from sw_stack.t3.planner import plan_t3
 
 
 def test_ring_completes_and_replays_agree(small_config):
@@ -17,7 +18,7 @@ def test_ring_completes_and_replays_agree(small_config):
     chunk_bytes = cfg.t3.tokens // n * cfg.t3.hidden * cfg.t3.dtype_bytes
     # stage 0 stores plus n - 2 middle-stage DMA hops per device, each a whole chunk
     assert ring.link_bytes == n * (n - 1) * chunk_bytes
-    params = cfg.hardware.tracker.params()
+    params = cfg.hardware.tracker
     for dp, dr in zip(plan.devices, ring.devices, strict=True):
         assert len(dr.notify_cycles) == g
         fired = sorted(int(e) for e in dr.triggers["entry"])

@@ -27,7 +27,8 @@ def _reference(p: TrackerParams, stim: trace.Trace) -> dict[str, np.ndarray]:
     return {"triggers": out}
 
 
-def _triggers(rows) -> np.ndarray:
+def triggers_table(rows) -> np.ndarray:
+    """``(cycle, desc, entry)`` rows as a ``triggers`` table."""
     out = trace.empty("triggers", len(rows))
     if len(rows):
         a = np.asarray(rows, dtype=np.uint64).reshape(-1, 3)
@@ -40,7 +41,7 @@ def _model(p: TrackerParams, stim: trace.Trace, stalls: Stalls) -> tuple[dict[st
 
     tm = replay_tracker(p, stim["program"], stim["requests"], stalls.ready(0).as_model_ready())
     # the harness counts up to and including the first cycle it sees the tracker idle: last tick + 1
-    return {"triggers": _triggers(tm.triggers)}, tm.loop.now + 2
+    return {"triggers": triggers_table(tm.triggers)}, tm.loop.now + 2
 
 
 def _rtl(p: TrackerParams, stim: trace.Trace, stalls: Stalls, work: Path, waves: bool
@@ -50,7 +51,7 @@ def _rtl(p: TrackerParams, stim: trace.Trace, stalls: Stalls, work: Path, waves:
     ready = stalls.ready(0)
     res = replay_harness(p, stim["program"], stim["requests"], work, bp_seed=ready.seed, bp_prob=ready.prob,
                          waves=waves)
-    return {"triggers": _triggers(res["triggers"])}, int(res["cycles"])
+    return {"triggers": triggers_table(res["triggers"])}, int(res["cycles"])
 
 
 def _standard(p: TrackerParams, seed: int, size: int) -> trace.Trace:

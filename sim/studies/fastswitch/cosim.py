@@ -39,7 +39,6 @@ Checks
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -52,6 +51,7 @@ from hw.kv_swap import KvSwapParams, SwapDir
 from hw.memory import MemoryParams
 from sim.blocks.kv_swap.model import DevMemoryModel, HostLinkModel, KvSwapModel, Run, SwapRun, run_kv_swap
 from sim.core.stimulus import ReadyPattern, mix32
+from sim.exec.api import completion_errors
 
 if TYPE_CHECKING:
     from sim.systems.swap_cost import ControllerSwapCost
@@ -377,10 +377,6 @@ def compare(plan: WindowPlan, rtl: dict[str, Any], model: tuple[SwapRun, np.ndar
     mres, mdev, mhost = model
     rtl_done, rtl_errors = completions(plan, rtl["statuses"])
     model_done, model_errors = completions(plan, mres.statuses)
-    offers = [plan.offers[i] for i in plan.first_run()]
-    errs = []
-    for k, (r, m) in enumerate(zip(rtl_done, model_done, strict=True)):
-        errs.append(math.inf if r is None or m is None else abs(r - m) / max(1, m - offers[k]))
     blocks = sum(n for _, runs in plan.swaps for _, _, n in runs)
     words = blocks * plan.params.block_words
     rtl_cmds = [tuple(c) for c in rtl["dev_cmds"]], [tuple(c) for c in rtl["host_cmds"]]
@@ -405,8 +401,7 @@ def compare(plan: WindowPlan, rtl: dict[str, Any], model: tuple[SwapRun, np.ndar
         "cycles_rtl": int(rtl["cycles"]),
         "cycles_model": int(mres.cycles),
         "words_per_cycle_rtl": words / max(1, int(rtl["cycles"])),
-        "max_cycle_error": max(errs, default=0.0),
-        "mean_cycle_error": sum(errs) / len(errs) if errs else 0.0,
+        **completion_errors(rtl_done, model_done),
         "data_mismatches": _mismatches(rtl["dev_mem"], plan.expect_dev) + _mismatches(rtl["host_mem"],
                                                                                       plan.expect_host),
         "model_data_mismatches": _mismatches(mdev, plan.expect_dev) + _mismatches(mhost, plan.expect_host),

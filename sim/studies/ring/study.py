@@ -1,4 +1,4 @@
-"""The main job of ``llmarch run``.
+"""The ring study: the main job of ``llmarch run``.
 
 1. The T3 planner (`sw_stack.t3.planner`) plans the default fused GEMM + ring reduce-scatter.
 2. The ring model (`sim.systems.t3_ring`) runs every device's tracker and the links in one event loop and yields each
@@ -8,11 +8,7 @@
    (seeded by ``seed`` and the device number), into the tracker model and, with ``--rtl``, into the tracker
    RTL on Verilator; every trigger's cycle and data are compared.
 
-4. A short T3 study (`sim.studies.t3.study`) on the config's ``t3_study`` section, and a short FastSwitch study
-   (`sim.studies.fastswitch.study`, baseline and FastSwitch) on its ``fastswitch`` section.
-
-``run.json`` keys (stable; documented in docs/results.md): ``schema``, ``seed``, ``config``, ``ring``,
-``tracker``, ``t3``, ``fastswitch``.
+The other studies' short versions follow it in ``llmarch run`` (`sim.studies.run_all`).
 """
 
 from __future__ import annotations
@@ -23,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from sim.blocks.tracker import triggers_table
 from sim.blocks.tracker.model import replay_tracker
 from sim.core import trace
-from sim.core.config import RunConfig, as_dict
+from sim.core.config import RunConfig
 from sim.core.stimulus import ReadyPattern, add_input_idles, mix32
+from sim.exec.api import compare_tables
 from sim.systems.t3_ring import simulate_ring
 from sw_stack.t3.planner import plan_t3
-
-RUN_SCHEMA = "llmarch.run/1"
 
 
 def device_stimulus(requests: np.ndarray, seed: int, device: int, idle_prob: float,
@@ -42,22 +38,11 @@ def device_stimulus(requests: np.ndarray, seed: int, device: int, idle_prob: flo
     return stim, ReadyPattern(mix32(seed * 7919 + device), backpressure_prob)
 
 
-def compare_triggers(rtl: np.ndarray, model: np.ndarray) -> tuple[int, int]:
-    """(cycle mismatches, data mismatches) between two (n, 3) arrays of (cycle, desc, entry).
-
-    Triggers are paired in order; a trigger only one side has counts as both kinds of mismatch.
-    """
-    n = min(len(rtl), len(model))
-    extra = abs(len(rtl) - len(model))
-    cycle = int(np.count_nonzero(rtl[:n, 0] != model[:n, 0])) + extra
-    data = int(np.count_nonzero(np.any(rtl[:n, 1:] != model[:n, 1:], axis=1))) + extra
-    return cycle, data
-
-
-def run_main_job(cfg: RunConfig, out: Path, *, rtl: bool = False,
+def run_main_job(cfg: RunConfig, out: Path, *, rtl: bool = False, waves: bool = False,
                  progress: Callable[[str], None] = lambda _: None) -> tuple[dict[str, Any], str]:
+    """The ring part of ``llmarch run``: ``{"ring": ..., "tracker": ...}`` and its summary lines."""
     hw = cfg.hardware
-    params = hw.tracker.params()
+    params = hw.tracker
     progress("planning the fused GEMM + ring reduce-scatter")
     plan = plan_t3(cfg.t3, hw)
     progress(f"ring model: {cfg.t3.devices} devices, {sum(len(d.stores) for d in plan.devices)} producer stores")
@@ -74,12 +59,12 @@ def run_main_job(cfg: RunConfig, out: Path, *, rtl: bool = False,
                                       cfg.replay.backpressure_prob)
         progress(f"device {dp.device}: model replay of {len(stim)} tracker requests")
         model = replay_tracker(params, dp.program, stim, ready.as_model_ready())
-        model_trig = np.array(model.triggers, dtype=np.int64).reshape(-1, 3)
+        model_trig = triggers_table(model.triggers)
         entry: dict[str, Any] = {
             "device": dp.device,
             "requests": len(stim),
             "triggers": len(model_trig),
-            "model_last_trigger_cycle": int(model_trig[-1, 0]) if len(model_trig) else -1,
+            "model_last_trigger_cycle": int(model_trig["cycle"][-1]) if len(model_trig) else -1,
             "model_stall_cycles": model.stats.stall_cycles,
         }
         if rtl:
@@ -87,13 +72,14 @@ def run_main_job(cfg: RunConfig, out: Path, *, rtl: bool = False,
 
             progress(f"device {dp.device}: RTL replay on Verilator")
             res = replay_harness(params, dp.program, stim, out / "rtl" / f"device{dp.device}",
-                                 bp_seed=ready.seed, bp_prob=ready.prob)
-            rtl_trig = np.array(res["triggers"], dtype=np.int64).reshape(-1, 3)
-            cyc_mis, data_mis = compare_triggers(rtl_trig, model_trig)
+                                 bp_seed=ready.seed, bp_prob=ready.prob, waves=waves)
+            rtl_trig = triggers_table(res["triggers"])
+            _, data_mis, cyc_mis, missing, _ = compare_tables("triggers", rtl_trig, model_trig, ordered=True,
+                                                              timed=True)
             entry.update({
-                "rtl_last_trigger_cycle": int(rtl_trig[-1, 0]) if len(rtl_trig) else -1,
+                "rtl_last_trigger_cycle": int(rtl_trig["cycle"][-1]) if len(rtl_trig) else -1,
                 "rtl_cycles": res["cycles"],
-                "mismatches": cyc_mis,
+                "mismatches": cyc_mis + missing,  # a trigger only one side has counts here too
                 "data_mismatches": data_mis,
                 "scoreboard_ok": bool(res["scoreboard_ok"]),
                 "rtl_wall_s": res["wall_s"],
@@ -127,17 +113,7 @@ def run_main_job(cfg: RunConfig, out: Path, *, rtl: bool = False,
         "model_events": ring.events,
         "clock_hz": clock_hz,
     }
-    import sim.studies.t3.study as t3_study
-
-    progress("short T3 study")
-    study = t3_study.run_study(hw, cfg.t3_study)
-    import sim.studies.fastswitch.study as fs_study
-
-    progress("short FastSwitch study")
-    fs = fs_study.run_study({"default": cfg.fastswitch}, ("baseline", "fastswitch"))
-    result = {"schema": RUN_SCHEMA, "seed": cfg.seed, "config": as_dict(cfg), "ring": ring_json,
-              "tracker": tracker, "t3": {k: study[k] for k in ("sublayers", "summary", "ordering_exceptions")},
-              "fastswitch": fs["setups"]["default"]}
+    result = {"ring": ring_json, "tracker": tracker}
 
     us = 1e6 / clock_hz
     lines = [
@@ -157,9 +133,4 @@ def run_main_job(cfg: RunConfig, out: Path, *, rtl: bool = False,
             f"{tracker['mismatches']} cycle mismatches, {tracker['data_mismatches']} data mismatches vs the model; "
             f"scoreboard {'ok' if tracker['scoreboard_ok'] else 'FAILED'}; "
             f"{sum(e['rtl_cycles'] for e in per_device) / max(rtl_wall, 1e-9) / 1e6:.2f} M cycles/s on Verilator")
-    lines.append("  T3 study (short; full: llmarch study t3):")
-    lines += ["    " + line for line in t3_study.summary_table(study).splitlines()]
-    lines.append(f"  FastSwitch study (short: {cfg.fastswitch.workload.conversations} conversations, "
-                 f"{cfg.fastswitch.model.name} on {cfg.fastswitch.gpu.name}; full: llmarch study fastswitch):")
-    lines += ["    " + line for line in fs_study.summary_table(fs).splitlines()]
     return result, "\n".join(lines)

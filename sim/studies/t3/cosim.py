@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from sim.blocks.reducer.reference import reduce_words
 from sim.blocks.t3_device.model import T3DeviceModel
 from sim.core.config import RunConfig
 from sim.core.stimulus import ReadyPattern
+from sim.exec.api import completion_errors
 from sw_stack.t3.planner import chunk_at
 
 
@@ -264,17 +264,15 @@ def compare(pl: CosimPlan, rtl: dict[str, Any], model: DeviceModelResult) -> dic
     data_mismatches = sum(1 for a, v in exp.items() if got.get(a) != v)
     rtl_status = {(s[1]): s[0] for s in rtl["statuses"]}
     model_status = {s[1]: s[0] for s in model.statuses}
-    errors = [abs(rtl_status[k] - model_status[k]) / max(1, model_status[k]) for k in model_status
-              if k in rtl_status]
-    missing = len(set(model_status) ^ set(rtl_status))
+    keys = sorted(set(rtl_status) | set(model_status))
+    timing = completion_errors([rtl_status.get(k) for k in keys], [model_status.get(k) for k in keys])
     return {
-        "data_mismatches": data_mismatches + missing,
+        "data_mismatches": data_mismatches + timing["missing_completions"],
         "words_checked": len(exp),
         "rtl_dma_bytes": rtl["dma_bytes"], "model_dma_bytes": model.dma_bytes,
         "rtl_completion_cycle": max(rtl_status.values(), default=0),
         "model_completion_cycle": model.cycles,
-        "max_cycle_error": max(errors, default=math.inf),
-        "mean_cycle_error": sum(errors) / len(errors) if errors else math.inf,
+        **timing,
         "statuses": len(rtl_status),
         "status_errors": [s for s in rtl["statuses"] if s[3] != 0],
         "reset_cut_run": rtl.get("cut_run"),
@@ -299,7 +297,7 @@ def run_t3_cosim(cfg: RunConfig, work: Path, progress: Callable[[str], None] = l
         "program": pl.program, "descriptors": {str(k): v for k, v in pl.descriptors.items()},
         "compute": pl.compute, "produce": pl.produce, "stage0": pl.stage0,
         "preload": sorted(pl.preload.items()), "readback": sorted(expected_memory(pl)),
-        "running": pl.running.tolist(), "params": sc.params.as_dict(), "mem": sc.mem.as_dict(),
+        "running": pl.running.tolist(), "params": sc.params.blocks_dict(), "mem": sc.mem.as_dict(),
         "pred_partial": _pred_partial(pl).tolist(), "max_cycles": 1_000_000,
     }
     rtl = run_device_rtl(sc.params, sc.mem, job, work)
