@@ -226,9 +226,6 @@ def _convert(tp: Any, value: Any, file: Path, keypath: str, extra: dict[str, Any
         or (tp is bool and isinstance(value, bool))
     )
     check = (extra or {}).get("check")
-    if "range" in (extra or {}):
-        lo, hi = extra["range"]
-        check = (lambda v: lo <= v <= hi, f"an integer in {lo}..{hi}")
     if not ok:
         expected = _type_name(tp) + (f" {check[1]}" if check and not check[1].startswith(("a ", "an ")) else "")
         raise ConfigError(file, keypath, f"expected {expected}, got {value!r}")
@@ -279,7 +276,7 @@ def _build(cls: type, raw: Any, file: Path, keypath: str) -> Any:
         values[name] = _convert(hints[name], value, vfile, path, dict(f.metadata))
     try:
         return cls(**values)
-    except ParamError as exc:  # a block's cross-field rule
+    except ParamError as exc:  # the block's own ranges and rules
         raise ConfigError(file, f"{prefix}{exc.field}", f"expected {exc.expected}, got {exc.value!r}") from None
 
 

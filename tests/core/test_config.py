@@ -99,3 +99,54 @@ def test_console_script_exit_status_and_no_traceback(tmp_path):
 def test_config_error_message_format():
     e = ConfigError(DEFAULT_CONFIG, "t3.k", "expected an integer > 0, got 0")
     assert str(e) == f"{DEFAULT_CONFIG}: t3.k: expected an integer > 0, got 0"
+
+
+def _block_fields():
+    import dataclasses
+
+    import sim.exec as ex
+
+    for name, blk in ex.blocks().items():
+        for f in dataclasses.fields(blk.params):
+            yield name, f.name, f.metadata["range"]
+
+
+@pytest.mark.parametrize("block,field,bounds", list(_block_fields()), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_block_parameter_is_configurable_and_range_checked(block, field, bounds, tmp_path, capsys):
+    """Block sections come from the blocks' parameter classes: any value out of range is a clean config error."""
+    lo, hi = bounds
+    hw = (REPO_ROOT / "configs" / "hardware" / "t3_gpu.yaml").read_text().split("\ntracker:")[0]
+    for value in (hi + 1, lo - 1):
+        hw_file = _write(tmp_path, hw + f"\n{block}:\n  {field}: {value}\n", "hw.yaml")
+        cfg = _write(tmp_path, f"hardware: {hw_file}\n")
+        for argv in (["run", "--config", str(cfg), "--out", str(tmp_path / "o")],
+                     ["verilog", "--config", str(cfg), "--out", str(tmp_path / "v")]):
+            assert main(argv) == 2
+            err = capsys.readouterr().err
+            assert f"{hw_file}: {block}.{field}: expected an integer in {lo}..{hi}, got {value}" in err, err
+            assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_block_cross_field_rules_are_config_errors(tmp_path, capsys):
+    """The case that used to pass the config check and crash `llmarch verilog` with a traceback."""
+    hw = (REPO_ROOT / "configs" / "hardware" / "t3_gpu.yaml").read_text().split("\ntracker:")[0]
+    for section, needle in (("tracker:\n  entries: 131072", "tracker.entries: expected an integer in 2..65536"),
+                            ("tracker:\n  entries: 100", "tracker.entries: expected a power of two >= 2, got 100")):
+        hw_file = _write(tmp_path, hw + "\n" + section + "\n", "hw.yaml")
+        cfg = _write(tmp_path, f"hardware: {hw_file}\n")
+        assert main(["verilog", "--config", str(cfg), "--out", str(tmp_path / "v")]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and "Traceback" not in err, err
+    assert not (tmp_path / "v").exists() or not list((tmp_path / "v").iterdir())
+
+
+def test_block_sections_default_and_override(tmp_path):
+    import sim.exec as ex
+
+    hw = (REPO_ROOT / "configs" / "hardware" / "t3_gpu.yaml").read_text().split("\ntracker:")[0]
+    cfg = load_config(_write(tmp_path, "hardware:\n  " + hw.replace("\n", "\n  ") + "\n  tracker: {fifo_depth: 4}\n"))
+    assert cfg.hardware.tracker.fifo_depth == 4 and cfg.hardware.tracker.entries == 256
+    assert set(cfg.hardware.blocks) == set(ex.blocks())
+    for name, blk in ex.blocks().items():
+        if name != "tracker":
+            assert cfg.hardware.blocks[name] == blk.default_params()
