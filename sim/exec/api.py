@@ -141,8 +141,8 @@ def run(block: str | Block, stimulus: trace.Trace, target: Target | str, params:
         stalls: Stalls = Stalls(), *, work: Path | None = None, waves: bool = False) -> Result:
     """Run ``stimulus`` on ``target`` and return its result tables.
 
-    ``work`` is the RTL run's working directory (default: a fresh temporary one); ``waves`` also writes an FST
-    wave file there (``waves.fst``, RTL only).
+    ``work`` is the RTL run's working directory (default: a fresh temporary one); ``waves`` also makes the RTL
+    run dump a VCD wave file there (``dump.vcd``; RTL only).
     """
     blk = get(block)
     target = Target(target)

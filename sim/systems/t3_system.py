@@ -30,7 +30,7 @@ Components (all times in GPU cycles):
 * **Sequential**: the GEMM writes its output, then a ring reduce-scatter runs on the cores alone: per step a
   tile is sent (DRAM read + link), received into a buffer (write), reduced (two reads, one write).
 
-The block-level cycle models (`sim.models`) give the per-request behaviour these components summarise: the
+The block-level cycle models (`sim.blocks`) give the per-request behaviour these components summarise: the
 tracker fires two cycles after its last update is committed, the DMA streams a word per cycle behind memory
 latency, the reducer is one read and one write per update, and the arbiter's policy is the MCA above.
 """
