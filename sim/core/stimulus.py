@@ -109,39 +109,3 @@ def random_tracker_workload(params, n_requests: int, rng: np.random.Generator, *
     requests["source"] = 0
     return program, requests
 
-
-def random_dma_workload(params, rng: np.random.Generator, *, descriptors: int, num_devices: int,
-                        mem_words: int, max_words: int = 64, bad_fraction: float = 0.1, idle_prob: float = 0.3):
-    """A seeded DMA stimulus: ``(descriptors, preload, triggers)``.
-
-    Descriptors move 1..``max_words`` words between random aligned addresses inside ``mem_words`` words with
-    random ops; a ``bad_fraction`` of them is made faulty (misaligned, zero length, unknown device, or a
-    trigger for an unprogrammed index). Triggers arrive in random order, idle with ``idle_prob`` per cycle.
-    """
-    from hw.dma import DmaOp
-    from sim.blocks.dma.model import Descriptor
-
-    descs: dict[int, object] = {}
-    n = min(descriptors, params.descriptors - 1)  # keep the last index unprogrammed
-    for i in range(n):
-        words = int(rng.integers(1, max_words + 1))
-        src = int(rng.integers(0, mem_words - words)) * 4
-        dst = int(rng.integers(0, mem_words)) * 4
-        d = Descriptor(src_addr=src, dst_device=int(rng.integers(0, num_devices)), dst_addr=dst, length=4 * words,
-                       op=int(rng.integers(0, 4)), tag=int(rng.integers(0, 1 << min(params.tag_bits, 16))))
-        if rng.random() < bad_fraction:
-            kind = int(rng.integers(0, 4))
-            if kind == 0:
-                d.src_addr += 2
-            elif kind == 1:
-                d.length = 0
-            elif kind == 2:
-                d.dst_device = num_devices + int(rng.integers(0, (1 << params.device_bits) - num_devices))
-            else:
-                d.op = int(DmaOp.NOTIFY)
-        descs[i] = d
-    preload = {a: int(v) for a, v in enumerate(rng.integers(0, 1 << 32, mem_words, dtype=np.uint64))}
-    order = list(rng.permutation(n)) + [params.descriptors - 1]
-    cycles = arrival_cycles(len(order), idle_prob, rng)
-    triggers = [(int(c), int(d)) for c, d in zip(cycles, order, strict=True)]
-    return descs, preload, triggers

@@ -258,7 +258,7 @@ def compare_tables(kind: str, a: np.ndarray, b: np.ndarray, *, ordered: bool, ti
         sa, sb = np.sort(da), np.sort(db)
         data = int(np.count_nonzero(sa[:n] != sb[:n])) + missing
     cyc, err = 0, 0.0
-    if timed and n:
+    if timed and n and "cycle" in (a.dtype.names or ()) and "cycle" in (b.dtype.names or ()):
         ca, cb = a["cycle"][:n].astype(np.int64), b["cycle"][:n].astype(np.int64)
         diff = np.abs(ca - cb)
         cyc = int(np.count_nonzero(diff))

@@ -9,8 +9,9 @@ the same "decide on the state at the start of the cycle, then update" order as t
 Agreement with the RTL: exact (0 cycles) for every grant cycle, response cycle and word, the run length and
 both statistics counters. It is exact by construction, not by calibration: every register of the arbiter has a
 counterpart here, and the memory model is cycle-exact too, so there is nothing left to approximate. The tests
-check it on Verilator (`tests/test_rtl_arbiter.py`) and in Amaranth's simulator, including small FIFOs and
-queues (`tests/test_arbiter_model.py`). In front of a different memory, the arbiter half stays exact given that
+check it on Verilator (`tests/blocks/arbiter/test_arbiter_rtl.py`, and the generic agreement test through
+`sim.exec`) and in Amaranth's simulator, including small FIFOs and queues
+(`tests/blocks/arbiter/test_arbiter_model.py`). In front of a different memory, the arbiter half stays exact given that
 memory's ``cmd.ready``, ``occupancy`` and ``rsp`` per cycle; the whole is then as exact as the memory's model.
 
 Request streams are arrays of `CMD_DTYPE`: ``cycle`` is the first cycle a command may be offered (a requester
@@ -27,6 +28,7 @@ import numpy as np
 
 from hw.arbiter import ArbiterMode, ArbiterParams, Requester
 from sim.blocks.memory.model import SimpleMemoryModel
+from sim.core.stimulus import arrival_cycles
 
 CMD_DTYPE = np.dtype([("cycle", "<u8"), ("addr", "<u8"), ("write", "u1"), ("data", "<u4")])
 
@@ -148,6 +150,7 @@ class ArbiterRun:
     cycles: int = 0  # first cycle with every command granted and every response delivered
     comm_wait_cycles: int = 0
     starvation_grants: int = 0
+    readback: list[tuple[int, int]] = field(default_factory=list)  # (cycle, word) per address read back
 
     def stream(self, who: int) -> StreamRun:
         return self.comm if who == Requester.COMM else self.compute
@@ -155,8 +158,13 @@ class ArbiterRun:
 
 def run_arbiter(params: ArbiterParams, memory: SimpleMemoryModel, compute: np.ndarray, comm: np.ndarray, *,
                 mode: ArbiterMode, threshold: int, starvation_limit: int = 0, compute_ready: Ready = None,
-                comm_ready: Ready = None, max_cycles: int = 10_000_000) -> ArbiterRun:
-    """Replay two `CMD_DTYPE` streams through the arbiter and ``memory``; ready callables take the cycle."""
+                comm_ready: Ready = None, readback_words: int = 0, max_cycles: int = 10_000_000) -> ArbiterRun:
+    """Replay two `CMD_DTYPE` streams through the arbiter and ``memory``; ready callables take the cycle.
+
+    With ``readback_words``, the run then reads addresses ``0 ..`` back as the replay harness does
+    (`sim.blocks.arbiter.rtl.replay_harness`): nothing is offered in cycle ``run.cycles``; from the next cycle the
+    compute port reads the addresses in order, its responses always taken, comm idle (``run.readback``).
+    """
     model = ArbiterModel(params, mode, threshold, starvation_limit)
     cols = [[s[k].tolist() for k in ("cycle", "addr", "write", "data")] for s in (compute, comm)]
     run = ArbiterRun(*(StreamRun(arrivals=c[0], writes=c[2]) for c in cols))
@@ -167,6 +175,7 @@ def run_arbiter(params: ArbiterParams, memory: SimpleMemoryModel, compute: np.nd
         if idx == n and not model.owners:
             run.cycles = t
             run.comm_wait_cycles, run.starvation_grants = model.comm_wait_cycles, model.starvation_grants
+            _read_back(model, memory, run, readback_words, max_cycles)
             return run
         offers: list[Command | None] = []
         for s in (0, 1):
@@ -184,6 +193,21 @@ def run_arbiter(params: ArbiterParams, memory: SimpleMemoryModel, compute: np.nd
             run.stream(delivered[0]).responses.append((t, delivered[1]))
         memory.step()
     raise RuntimeError(f"arbiter model did not finish within {max_cycles} cycles")
+
+
+def _read_back(model: ArbiterModel, memory: SimpleMemoryModel, run: ArbiterRun, words: int, max_cycles: int) -> None:
+    """The harness's read-back phase after the run (`run_arbiter`)."""
+    addr = 0
+    for t in range(run.cycles, max_cycles):
+        if len(run.readback) == words:
+            return
+        offer = (addr, 0, 0) if t > run.cycles and addr < words else None
+        granted, delivered = model.cycle(memory, [offer, None], [True, True])
+        addr += granted is not None
+        if delivered is not None:
+            run.readback.append((t, delivered[1]))
+        memory.step()
+    raise RuntimeError(f"arbiter model did not finish its read-back within {max_cycles} cycles")
 
 
 def expected_data(compute: np.ndarray, comm: np.ndarray, order: Sequence[tuple[int, int]],
@@ -207,31 +231,41 @@ def expected_data(compute: np.ndarray, comm: np.ndarray, order: Sequence[tuple[i
 def random_streams(rng: np.random.Generator, *, region_words: int = 256, bursts: int = 20,
                    burst_len: tuple[int, int] = (8, 40), burst_gap: tuple[int, int] = (20, 120),
                    compute_write_frac: float = 0.2, comm_pairs: int = 400, comm_gap: tuple[int, int] = (0, 6),
-                   idle_prob: float = 0.1, preload: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded pair of request streams over the first ``region_words`` words.
+                   idle_prob: float = 0.1, preload: bool = True, comm_base: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded pair of request streams: compute over words ``0 .. region_words-1``, comm over ``comm_base ..
+    comm_base + region_words-1`` (the same words by default; disjoint from ``comm_base = region_words`` on).
 
-    ``compute`` (a GEMM): optionally a preload (one write of a random word to every address of the region),
-    then ``bursts`` bursts of back-to-back commands, mostly reads, separated by idle gaps. ``comm`` (the
-    reduce-scatter): a steady stream of read-modify-write pairs (a read, then a write of the same address),
-    ``comm_gap`` cycles apart. Both get random extra idle cycles (geometric, ``idle_prob`` per cycle).
+    ``compute`` (a GEMM): optionally a preload (one write of a random word to every address of its region), then
+    ``bursts`` bursts of back-to-back commands, mostly reads, each after ``burst_gap`` idle cycles. ``comm`` (the
+    reduce-scatter): read-modify-write pairs (a read, then a write of the same address), each pair after
+    ``comm_gap`` idle cycles. A stream offers one command per cycle at most: command *i* is available ``i``
+    cycles plus every idle cycle before it after the start (`sim.core.stimulus.arrival_cycles`): the gaps above
+    plus random idles, each cycle idle with probability ``idle_prob``.
     """
-    rows = []
+    caddr, cwrite, cdata, cgap = [], [], [], []
     if preload:
-        rows += [(0, a, 1, int(rng.integers(0, 1 << 32))) for a in range(region_words)]
-    t = 0
+        caddr += range(region_words)
+        cwrite += [1] * region_words
+        cdata += rng.integers(0, 1 << 32, region_words).tolist()
+        cgap += [0] * region_words
     for _ in range(bursts):
-        t += int(rng.integers(burst_gap[0], burst_gap[1] + 1))
-        for _ in range(int(rng.integers(burst_len[0], burst_len[1] + 1))):
-            w = int(rng.random() < compute_write_frac)
-            rows.append((t, int(rng.integers(0, region_words)), w, int(rng.integers(0, 1 << 32)) if w else 0))
-    compute = np.array(rows, dtype=CMD_DTYPE)
-    rows, t = [], 0
-    for _ in range(comm_pairs):
-        t += int(rng.integers(comm_gap[0], comm_gap[1] + 1))
-        a = int(rng.integers(0, region_words))
-        rows += [(t, a, 0, 0), (t, a, 1, int(rng.integers(0, 1 << 32)))]
-    comm = np.array(rows, dtype=CMD_DTYPE)
-    for s in (compute, comm):
-        if idle_prob > 0 and len(s):
-            s["cycle"] += np.cumsum(rng.geometric(1.0 - idle_prob, len(s)) - 1).astype(np.uint64)
-    return compute, comm
+        length = int(rng.integers(burst_len[0], burst_len[1] + 1))
+        w = rng.random(length) < compute_write_frac
+        caddr += rng.integers(0, region_words, length).tolist()
+        cwrite += w.astype(int).tolist()
+        cdata += np.where(w, rng.integers(0, 1 << 32, length), 0).tolist()
+        cgap += [int(rng.integers(burst_gap[0], burst_gap[1] + 1))] + [0] * (length - 1)
+    a = (comm_base + rng.integers(0, region_words, comm_pairs)).tolist()
+    d = rng.integers(0, 1 << 32, comm_pairs).tolist()
+    g = rng.integers(comm_gap[0], comm_gap[1] + 1, comm_pairs).tolist()
+    maddr = [x for x in a for _ in range(2)]
+    mwrite = [0, 1] * comm_pairs
+    mdata = [v for x in d for v in (0, x)]
+    mgap = [v for x in g for v in (x, 0)]
+    out = []
+    for addr, write, data, gap in ((caddr, cwrite, cdata, cgap), (maddr, mwrite, mdata, mgap)):
+        s = np.zeros(len(addr), dtype=CMD_DTYPE)
+        s["cycle"] = arrival_cycles(len(addr), idle_prob, rng) + np.cumsum(gap, dtype=np.int64)
+        s["addr"], s["write"], s["data"] = addr, write, data
+        out.append(s)
+    return out[0], out[1]

@@ -121,8 +121,9 @@ class DmaModel:
                 last = ch["left"] == 1
                 mem.push_cmd(ch["src"], 0, 0)
                 new_header = (ch["dev"], ch["dst"], ch["op"], ch["tag"], ch["desc"], last)
-                ch["src"] += 1
-                ch["dst"] += 1
+                mask = (1 << p.addr_bits) - 1  # the channel's word addresses wrap, as the RTL registers do
+                ch["src"] = (ch["src"] + 1) & mask
+                ch["dst"] = (ch["dst"] + 1) & mask
                 ch["left"] -= 1
                 if last:
                     self.channels[cur] = None

@@ -59,9 +59,14 @@ class DmaHarness(wiring.Component):
 def run_dma_rtl(dma: DmaParams, mem: MemoryParams, num_devices: int, descriptors: dict[int, Descriptor],
                 preload: dict[int, int], triggers: list[tuple[int, int]], work: Path, *, link_seed: int = 0,
                 link_bp: float = 0.0, status_seed: int = 0, status_bp: float = 0.0,
-                reset_after: int | None = None) -> dict:
-    """Preload memory, program descriptors, replay triggers ``(cycle, desc)``; return packets and statuses."""
-    build_dir = build(TOP, {f"{TOP}.v": generate(TOP, DmaHarness(dma, mem))})
+                reset_after: int | None = None, waves: bool = False) -> dict:
+    """Preload memory, program descriptors, replay triggers ``(cycle, desc)``; return packets and statuses.
+
+    Result: ``packets`` (cycle, dst_device, addr, op, data, tag), ``statuses`` (cycle, desc, tag, error) and
+    ``cycles`` (see `sim.blocks.dma`), cycles counted from the first replay cycle. ``waves`` dumps
+    ``work/dump.vcd``.
+    """
+    build_dir = build(TOP, {f"{TOP}.v": generate(TOP, DmaHarness(dma, mem))}, waves=waves)
     job = {
         "dma": dma.as_dict(), "mem": mem.as_dict(), "num_devices": num_devices,
         "descriptors": {str(k): dataclasses.asdict(v) for k, v in descriptors.items()},
@@ -69,4 +74,4 @@ def run_dma_rtl(dma: DmaParams, mem: MemoryParams, num_devices: int, descriptors
         "link_seed": link_seed, "link_bp": link_bp, "status_seed": status_seed, "status_bp": status_bp,
         "reset_after": reset_after,
     }
-    return run_cocotb(build_dir, TOP, TB, "dma_replay", test_dir=work, job=job)
+    return run_cocotb(build_dir, TOP, TB, "dma_replay", test_dir=work, job=job, waves=waves)
