@@ -1,4 +1,9 @@
-"""Run `hw.t3_device.T3Device` on Verilator: a harness with `SimpleMemory` and a testbench memory port."""
+"""Run `hw.t3_device.T3Device` on Verilator: a harness with `SimpleMemory` and a testbench memory port.
+
+Two cocotb tests run on it (`sim.blocks.t3_device.tb`): ``t3_device_cosim``, the mirrored ring of
+`sim.studies.t3.cosim` (`run_device_rtl`), and ``t3_device_replay``, an open-loop stimulus of the execution
+API (`replay_device_rtl`).
+"""
 
 from __future__ import annotations
 
@@ -55,7 +60,15 @@ class T3DeviceHarness(wiring.Component):
         return m
 
 
-def run_device_rtl(params: T3DeviceParams, mem: MemoryParams, job: dict, work: Path) -> dict:
+def _build(params: T3DeviceParams, mem: MemoryParams, waves: bool) -> Path:
+    return build(TOP, {f"{TOP}.v": generate(TOP, T3DeviceHarness(params, mem))}, waves=waves)
+
+
+def run_device_rtl(params: T3DeviceParams, mem: MemoryParams, job: dict, work: Path, waves: bool = False) -> dict:
     """Build (cached) and run the co-simulation testbench with ``job`` (see `sim.studies.t3.cosim`)."""
-    build_dir = build(TOP, {f"{TOP}.v": generate(TOP, T3DeviceHarness(params, mem))})
-    return run_cocotb(build_dir, TOP, TB, "t3_device_cosim", test_dir=work, job=job)
+    return run_cocotb(_build(params, mem, waves), TOP, TB, "t3_device_cosim", test_dir=work, job=job, waves=waves)
+
+
+def replay_device_rtl(params: T3DeviceParams, mem: MemoryParams, job: dict, work: Path, waves: bool = False) -> dict:
+    """Build (cached) and replay an open-loop ``job`` (see `sim.blocks.t3_device` and ``t3_device_replay``)."""
+    return run_cocotb(_build(params, mem, waves), TOP, TB, "t3_device_replay", test_dir=work, job=job, waves=waves)
