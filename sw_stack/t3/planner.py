@@ -94,7 +94,8 @@ def plan_t3(w: T3Config, hw: HardwareConfig) -> T3Plan:
         raise PlanError("t3.store_bytes", f"must divide the tile size ({tile_bytes} bytes), got {w.store_bytes}")
     update_op = UPDATE_OPS.get(w.dtype_bytes)
     if update_op is None:
-        raise PlanError("t3.dtype_bytes", f"must be 2 (bf16) or 4 (fp32): the reducer's element sizes, got {w.dtype_bytes}")
+        raise PlanError("t3.dtype_bytes",
+                        f"must be 2 (bf16) or 4 (fp32): the reducer's element sizes, got {w.dtype_bytes}")
     tp = hw.tracker
     for key, size in (("t3.store_bytes", w.store_bytes), ("t3.dma_packet_bytes", w.dma_packet_bytes)):
         if size >= 1 << tp.size_bits:

@@ -14,8 +14,8 @@ GEMM traffic: per tile, ``reads_per_tile`` loads on the ``compute`` port, ``cycl
 then the tile's output words as ``ADD_F32`` updates on ``produce`` (stages 1..N-1).
 
 Checks: every word the device holds at the end (its own fully reduced chunk and the partially reduced
-chunks it forwarded) equals numpy's ring-order sum bit for bit (`sim.blocks.reducer.reference`); the DMA's bytes equal the
-model's; each descriptor's completion cycle (its status) is within the bound of the device model's.
+chunks it forwarded) equals numpy's ring-order sum bit for bit (`sim.blocks.reducer.reference`); the DMA's
+bytes equal the model's; each descriptor's completion cycle (its status) is within the bound of the device model's.
 
 The device model (`model_device`) is `sim.blocks.t3_device.model.T3DeviceModel`, the blocks' cycle models composed
 as the RTL composes the blocks, driven with the same stimulus and the same mirrored ring.
