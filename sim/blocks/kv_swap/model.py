@@ -402,7 +402,8 @@ def swap_cycles(runs: Iterable[tuple[int, int, int]], params: KvSwapParams, link
     ``runs`` are one request's ``(src, dst, count)``. This is the steady-state streaming cost: it leaves out the
     fixed pipeline fill (memory latency, a few control cycles per request) and the controller's one or two
     bookkeeping cycles per burst, and assumes the device memory keeps up with the link. Against the cycle model
-    with ``interval = 1`` memories it is a lower bound; see ``tests/test_kv_swap_model.py`` for the measured gap.
+    with ``interval = 1`` memories it is a lower bound; see ``tests/blocks/kv_swap/test_kv_swap_model.py`` for the
+    measured gap.
     """
     total = 0.0
     for _, _, n in coalesce(runs, params.max_burst_blocks):
@@ -410,125 +411,179 @@ def swap_cycles(runs: Iterable[tuple[int, int, int]], params: KvSwapParams, link
     return total
 
 
-# --- stimulus and scoreboard shared by the tests ---------------------------------------------------------------
+# --- stimulus shared by the tests and the execution API -------------------------------------------------------
 
 @dataclass
 class SwapWorkload:
-    """Runs ``(cycle, Run)``, aborts ``(cycle, tag)``, memory preloads, and each request's runs by tag."""
+    """Runs ``(cycle, Run)``, aborts ``(cycle, tag)``, memory preloads (word address -> data, every pool word), and
+    the requests (their runs) in stream order."""
 
     runs: list[tuple[int, Run]]
     aborts: list[tuple[int, int]]
     dev_preload: dict[int, int]
     host_preload: dict[int, int]
-    requests: dict[int, list[Run]]
+    requests: list[list[Run]]
+
+
+# An abort scenario's blocker moves at least this many words, far more than the cycles from its last run to the
+# abort (the named request's runs, at most 9, and 1-3 cycles): see `random_swap_workload`.
+BLOCKER_WORDS = 16
+
+
+def _service_estimate(p: KvSwapParams, parts: Sequence[tuple[int, int, int]], bad: bool, dev: MemoryParams,
+                      host: MemoryParams, overhead: int) -> int:
+    """A generous bound on the cycles the controller needs for one request once it may start: 3/2 of the sum of
+    a pipeline fill (both latencies and a few control cycles), per burst the link overhead and two control
+    cycles, per word the slower memory's interval. Measured on the standard stimulus (10 seeds, status
+    backpressure 0 to 90 %), the controller is idle for 30 to 700 cycles before each scenario with the plain sum,
+    and scenarios fail to find it idle with half of it; status backpressure adds little (a request takes longer
+    than its status does to leave)."""
+    if bad:
+        return 2 * (len(parts) + 8)
+    bursts = sum(-(-n // p.max_burst_blocks) for _, _, n in parts)
+    words = sum(n for _, _, n in parts) * p.block_words
+    plain = 8 + dev.latency + host.latency + bursts * (overhead + 2) + words * max(dev.interval, host.interval)
+    return 3 * plain // 2
 
 
 def random_swap_workload(p: KvSwapParams, rng, *, n_requests: int, bad_fraction: float = 0.15,
-                         abort_fraction: float = 0.2, idle_prob: float = 0.3) -> SwapWorkload:
+                         abort_fraction: float = 0.2, idle_prob: float = 0.3, dev_mem: MemoryParams | None = None,
+                         host_mem: MemoryParams | None = None, overhead_cycles: int = 0) -> SwapWorkload:
     """A seeded swap trace in both directions (``rng`` a numpy Generator).
 
-    Sources lie in the lower half of each pool and destinations in the upper half, allocated without reuse, so
-    every block has one correct final place whatever the order of service (and a replay after a reset rewrites
-    the same data). Each request is 1-3 extents (contiguous in source and destination), each split into 1-3
-    runs (so adjacent runs must coalesce); some extents continue the source but not the destination. A
-    ``bad_fraction`` of requests carries an error (zero count, out of range, or more runs than ``run_depth``);
-    an ``abort_fraction`` is aborted a few cycles after its last run, and one abort names an unknown tag.
+    Runs are offered one a cycle at most, the stream idle in an ``idle_prob`` fraction of the cycles
+    (`sim.core.stimulus.arrival_cycles` semantics; abort scenarios below add their drain gaps). Sources lie in the
+    lower half of each pool and destinations in the upper half, so no swap reads what another writes, whatever
+    the order of service; destinations are handed out in turn through the upper half and reused once it is full
+    (each direction is served in order, so the later data wins). Each request is 1-3 extents (contiguous in
+    source and destination), each split into 1-3 runs (so adjacent runs must coalesce); some extents continue
+    the source but not the destination. A ``bad_fraction`` of requests carries an error (zero count, out of
+    range, or more runs than ``run_depth``, in turn). Tags count up modulo ``2**tag_bits - 1``. There are
+    ``n_requests`` requests plus a blocker for each abort scenario.
+
+    Aborts are placed so that the contract alone decides them (`sim.blocks.kv_swap.reference`): an
+    ``abort_fraction`` of the requests opens an *abort scenario*. It waits out a drain gap (`_service_estimate`
+    of everything before, at ``dev_mem``/``host_mem``/``overhead_cycles``), so the controller is idle and takes
+    the scenario's runs and abort as they are offered; then a blocker request of at least `BLOCKER_WORDS`
+    words, and the request the abort names, in the blocker's direction, its runs back to back; then the abort:
+    1-3 cycles after the named request's last run (a hit: that request is queued behind the blocker), or
+    between its runs (a miss: still being received), or after the last run of a named request with an error (a
+    miss: it is dead). Besides, a few aborts of the reserved tag ``2**tag_bits - 1`` come at runs in the middle
+    of the stream (misses: no request has that tag).
     """
     mask32 = (1 << 32) - 1
+    dev_mem = dev_mem or MemoryParams()
+    host_mem = host_mem or MemoryParams()
     dev_words, host_words = p.dev_blocks * p.block_words, p.host_blocks * p.block_words
     dev_preload = {a: int(v) & mask32 for a, v in enumerate(rng.integers(0, 1 << 32, dev_words, dtype=np.uint64))}
     host_preload = {a: int(v) & mask32 for a, v in enumerate(rng.integers(0, 1 << 32, host_words, dtype=np.uint64))}
     pools = {SwapDir.OUT: (p.dev_blocks, p.host_blocks), SwapDir.IN: (p.host_blocks, p.dev_blocks)}
     next_dst = {d: pools[d][1] // 2 for d in SwapDir}
+    max_count = (1 << p.count_bits) - 1
+    unknown = (1 << p.tag_bits) - 1
+    n_tags = max(1, unknown)
     runs: list[tuple[int, Run]] = []
     aborts: list[tuple[int, int]] = []
-    requests: dict[int, list[Run]] = {}
-    t = n_bad = 0
-    max_count = (1 << p.count_bits) - 1
-    for k in range(n_requests):
-        tag = k % (1 << p.tag_bits)
-        d = SwapDir(int(rng.integers(0, 2)))
-        src_pool, dst_pool = pools[d]
+    requests: list[list[Run]] = []
+    t = -1  # offer cycle of the last run
+    busy = 0  # by then the controller has surely finished every request offered so far
+    n_bad = 0
+
+    def dst_for(d: SwapDir, n: int, gap: int) -> int:
+        lo, hi = pools[d][1] // 2, pools[d][1]
+        if next_dst[d] + gap + n > hi:
+            next_dst[d] = lo
+        else:
+            next_dst[d] += gap
+        dst = next_dst[d]
+        next_dst[d] += n + int(rng.integers(0, 2))
+        return dst
+
+    def extents(d: SwapDir, count: int, max_n: int) -> list[tuple[int, int, int]]:
+        src_half, dst_half = pools[d][0] // 2, pools[d][1] - pools[d][1] // 2
         parts: list[tuple[int, int, int]] = []
-        for _ in range(int(rng.integers(1, 4))):
-            n = int(rng.integers(1, min(5, max_count) + 1))
-            if next_dst[d] + n > dst_pool:
-                break
-            if parts and rng.random() < 0.3:  # source continues, destination does not
-                src = parts[-1][0] + parts[-1][2]
-                next_dst[d] += 1
-                if src + n > src_pool // 2 or next_dst[d] + n > dst_pool:
-                    src = int(rng.integers(0, src_pool // 2 - n + 1))
+        for _ in range(count):
+            n = int(rng.integers(1, max(1, min(max_n, max_count, src_half, dst_half)) + 1))
+            if parts and rng.random() < 0.3 and parts[-1][0] + parts[-1][2] + n <= src_half:
+                src, gap = parts[-1][0] + parts[-1][2], 1  # source continues, destination does not
             else:
-                src = int(rng.integers(0, src_pool // 2 - n + 1))
-            if next_dst[d] + n > dst_pool:
-                break
-            dst = next_dst[d]
-            next_dst[d] += n + int(rng.integers(0, 2))
+                src, gap = int(rng.integers(0, src_half - n + 1)), 0
+            dst = dst_for(d, n, gap)
             cuts = sorted({int(c) for c in rng.integers(1, n, int(rng.integers(0, 3)))}) if n > 1 else []
             edges = [0, *cuts, n]
             parts.extend((src + a, dst + a, b - a) for a, b in zip(edges, edges[1:], strict=False))
-        if not parts:
-            break
-        if rng.random() < bad_fraction:
-            kind = n_bad % 3  # every kind of error, in turn
-            n_bad += 1
-            if kind == 0:
-                i = int(rng.integers(0, len(parts)))
-                parts[i] = (parts[i][0], parts[i][1], 0)
-            elif kind == 1:
-                parts.append((src_pool - 1, 0, 2))
-            else:
-                parts = [(i, 0, 1) for i in range(p.run_depth + 2)]
+        return parts
+
+    def make_bad(d: SwapDir, parts: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+        nonlocal n_bad
+        kind = n_bad % 3  # every kind of error, in turn
+        n_bad += 1
+        if kind == 0:
+            i = int(rng.integers(0, len(parts)))
+            return [*parts[:i], (parts[i][0], parts[i][1], 0), *parts[i + 1:]]
+        if kind == 1:
+            return [*parts, (pools[d][0] - 1, 0, 2)]
+        return [(i, 0, 1) for i in range(p.run_depth + 2)]
+
+    def emit(d: SwapDir, parts: list[tuple[int, int, int]], bad: bool, *, back_to_back: bool = False) -> list[int]:
+        """Offer one request; return its runs' offer cycles."""
+        nonlocal t, busy
+        tag = len(requests) % n_tags
         req = [Run(tag, int(d), s, ds, n, i == len(parts) - 1) for i, (s, ds, n) in enumerate(parts)]
-        requests[tag] = req
+        cycles = []
         for r in req:
-            t += int(rng.geometric(1.0 - idle_prob)) - 1 if idle_prob > 0 else 0
+            t += 1 + (0 if back_to_back or idle_prob <= 0 else int(rng.geometric(1.0 - idle_prob)) - 1)
             runs.append((t, r))
-        if rng.random() < abort_fraction:
-            aborts.append((t + int(rng.integers(0, 8)), tag))
-        t += int(rng.integers(0, 6))
-    unknown = (n_requests + 3) % (1 << p.tag_bits)
-    if unknown not in requests:
-        aborts.append((int(rng.integers(0, max(1, t))), unknown))
+            cycles.append(t)
+        requests.append(req)
+        busy = max(busy, t) + _service_estimate(p, parts, bad, dev_mem, host_mem, overhead_cycles)
+        return cycles
+
+    scenario_ok = p.queue_depth >= 2 and p.run_depth >= 2
+    for _ in range(n_requests):
+        d = SwapDir(int(rng.integers(0, 2)))
+        if not (scenario_ok and rng.random() < abort_fraction):
+            parts = extents(d, int(rng.integers(1, 4)), 5)
+            bad = rng.random() < bad_fraction
+            cycles = emit(d, make_bad(d, parts) if bad else parts, bad)
+            if rng.random() < 0.02:
+                aborts.append((cycles[0], unknown))
+            continue
+        # Abort scenario: drain, blocker, named request, abort.
+        t = max(t, busy)
+        blocks = min(-(-BLOCKER_WORDS // p.block_words), pools[d][0] // 2, pools[d][1] - pools[d][1] // 2)
+        src, dst = int(rng.integers(0, pools[d][0] // 2 - blocks + 1)), dst_for(d, blocks, 0)
+        blocker = []  # one extent, cut into runs of at most max_count blocks (they coalesce again)
+        for a in range(0, blocks, max_count):
+            blocker.append((src + a, dst + a, min(max_count, blocks - a)))
+        if len(blocker) >= p.run_depth:  # leave run-FIFO room for the named request
+            blocker = blocker[:p.run_depth - 1]
+        emit(d, blocker, False, back_to_back=True)
+        kind = int(rng.integers(0, 3))  # 0 hit, 1 still being received, 2 dead (an error); -1 no abort
+        parts = extents(d, int(rng.integers(1, 4)), 5)
+        # A hit needs the named request's runs taken as offered (run-FIFO room beside the blocker's) and the
+        # abort (at most 3 cycles after them) before the request can start (4 + the blocker's words after the
+        # blocker's last run: `sim.blocks.kv_swap.reference.abort_targets`).
+        hit_ok = (len(parts) + len(blocker) <= p.run_depth
+                  and len(parts) + 3 < 4 + sum(n for _, _, n in blocker) * p.block_words)
+        if kind == 2:
+            parts = make_bad(d, parts)
+        elif kind == 0 and not hit_ok:
+            kind = 1
+        if kind == 1 and len(parts) < 2:
+            kind = 0 if hit_ok else -1
+        cycles = emit(d, parts, kind == 2, back_to_back=True)
+        tag = requests[-1][0].tag
+        if kind == 0:
+            aborts.append((cycles[-1] + int(rng.integers(1, 4)), tag))
+        elif kind == 1:
+            aborts.append((cycles[0] + int(rng.integers(0, len(cycles) - 1)), tag))
+        elif kind == 2:
+            aborts.append((cycles[-1] + int(rng.integers(0, 4)), tag))
+    if not any(tag == unknown for _, tag in aborts):
+        aborts.append((runs[len(runs) // 2][0] if runs else 0, unknown))
     aborts.sort(key=lambda a: a[0])
     return SwapWorkload(runs, aborts, dev_preload, host_preload, requests)
-
-
-def scoreboard(p: KvSwapParams, w: SwapWorkload, res: SwapRun, dev_mem: dict[int, int] | None = None,
-               host_mem: dict[int, int] | None = None) -> None:
-    """Check a replay functionally: one status per request, with the right error class; every block of an ``OK``
-    request written exactly once to its place with its source data; nothing else written; final memories (if
-    given: word address -> data) equal the preload with exactly those blocks replaced."""
-    tags = sorted(t for _, t, _ in res.statuses)
-    assert tags == sorted(w.requests), "one status per request"
-    status = {t: e for _, t, e in res.statuses}
-    model = KvSwapModel(p)
-    expect_dev: dict[int, int] = {}
-    expect_host: dict[int, int] = {}
-    for tag, req in w.requests.items():
-        errs = [model._range_error(req[0].direction, r) or (SwapError.QUEUE_FULL if i >= p.run_depth else 0)
-                for i, r in enumerate(req)]
-        first = next((e for e in errs if e != SwapError.OK), SwapError.OK)
-        if first != SwapError.OK:
-            assert status[tag] == first, (tag, status[tag], first)
-            continue
-        assert status[tag] in (SwapError.OK, SwapError.ABORTED), (tag, status[tag])
-        if status[tag] != SwapError.OK:
-            continue
-        d = req[0].direction
-        src_mem = w.dev_preload if d == SwapDir.OUT else w.host_preload
-        dst = expect_host if d == SwapDir.OUT else expect_dev
-        for r in req:
-            for i in range(r.count * p.block_words):
-                dst[r.dst * p.block_words + i] = src_mem[r.src * p.block_words + i]
-    for cmds, expect in ((res.dev_cmds, expect_dev), (res.host_cmds, expect_host)):
-        writes = [(c[1], c[3]) for c in cmds if c[2]]
-        assert len(writes) == len(expect), "each destination word written exactly once, nothing else"
-        assert dict(writes) == expect
-    for final, pre, expect in ((dev_mem, w.dev_preload, expect_dev), (host_mem, w.host_preload, expect_host)):
-        if final is not None:
-            assert final == {a: expect.get(a, v) for a, v in pre.items()}
 
 
 def place_aborts(w: SwapWorkload, first_pass: SwapRun, rng, fraction: float) -> SwapWorkload:

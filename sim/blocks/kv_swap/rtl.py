@@ -155,16 +155,16 @@ def run_kv_swap_rtl(params: KvSwapParams, dev_mem: MemoryParams, host_mem: Memor
                     dev_preload: dict[int, int], host_preload: dict[int, int], runs: Sequence[tuple[int, Run]],
                     aborts: Sequence[tuple[int, int]], work: Path, *, status_seed: int = 0, status_bp: float = 0.0,
                     reset_after: int | None = None, readback_words: tuple[int, int] | None = None,
-                    max_cycles: int = 200_000) -> dict:
+                    max_cycles: int = 200_000, waves: bool = False) -> dict:
     """Build (cached) and run the cocotb replay; return statuses, commands, cycles, ``bad_aborts`` and read-backs.
 
     The read-backs ``dev_mem``/``host_mem`` hold words ``0 .. blocks * block_words - 1`` of each pool, or the
     first ``readback_words`` (device, host) words. The replay fails if the controller is not idle after
-    ``max_cycles`` cycles.
+    ``max_cycles`` cycles. ``waves`` builds with tracing and dumps the run's waves into ``work``.
     """
     from sim.rtl.runner import build, run_cocotb
 
-    build_dir = build(TOP, {f"{TOP}.v": harness_verilog(params, dev_mem, host_mem, overhead_cycles)})
+    build_dir = build(TOP, {f"{TOP}.v": harness_verilog(params, dev_mem, host_mem, overhead_cycles)}, waves=waves)
     job = {
         "params": params.as_dict(), "dev_mem": dev_mem.as_dict(), "host_mem": host_mem.as_dict(),
         "overhead": overhead_cycles,
@@ -176,4 +176,4 @@ def run_kv_swap_rtl(params: KvSwapParams, dev_mem: MemoryParams, host_mem: Memor
                                                   params.host_blocks * params.block_words)),
         "max_cycles": max_cycles,
     }
-    return run_cocotb(build_dir, TOP, TB, "kv_swap_replay", test_dir=work, job=job)
+    return run_cocotb(build_dir, TOP, TB, "kv_swap_replay", test_dir=work, job=job, waves=waves)

@@ -208,6 +208,29 @@ def _special_pairs(rng: np.random.Generator, n: int, ebits: int, mbits: int) -> 
     return x, y
 
 
+def packet_cycles(rng: np.random.Generator, n: int, idle_prob: float, burst_frac: float) -> np.ndarray:
+    """Arrival cycles of ``n`` packets: one a cycle at most (`sim.core.stimulus.arrival_cycles` semantics), the
+    input idle in an ``idle_prob`` fraction of the cycles from 0 to the last arrival (`idle_fraction`).
+
+    A ``burst_frac`` of the packets follow the previous one back to back (no idle cycle between); the idle cycles
+    go, geometric, into the other gaps, whose mean is raised so that the idle fraction stays ``idle_prob``: bursts
+    make the idles come in longer stretches, not fewer. (Several packets in one cycle would not be a burst the
+    block sees but a backlog that swallows the following idles.)
+    """
+    if not 0.0 <= idle_prob < 1.0:
+        raise ValueError(f"idle_prob must be in [0, 1), not {idle_prob}")
+    if not 0.0 <= burst_frac <= 1.0:
+        raise ValueError(f"burst_frac must be in [0, 1], not {burst_frac}")
+    together = rng.random(n) < burst_frac
+    gaps = np.zeros(n, dtype=np.int64)
+    if idle_prob > 0 and burst_frac < 1:
+        # idle cycles per packet idle_prob / (1 - idle_prob), all in the (1 - burst_frac) non-burst gaps
+        mean = idle_prob / ((1.0 - idle_prob) * (1.0 - burst_frac))
+        gaps = rng.geometric(1.0 / (1.0 + mean), n) - 1
+        gaps[together] = 0
+    return np.arange(n, dtype=np.int64) + np.cumsum(gaps)
+
+
 def random_packets(rng: np.random.Generator, n: int, words: int, *, tag_bits: int = 8, idle_prob: float = 0.3,
                    hot: int = 4, hot_frac: float = 0.4, store_frac: float = 0.15, burst_frac: float = 0.3,
                    pair_frac: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
@@ -215,13 +238,12 @@ def random_packets(rng: np.random.Generator, n: int, words: int, *, tag_bits: in
 
     A ``hot_frac`` of the packets go to ``hot`` addresses (many back-to-back updates of one word); ops mix
     all four (``store_frac`` stores, the rest split between the adds), operands come from the special values
-    (zeros, subnormals, the largest normals, infinities, NaNs, ties around 1.0) and random bits. Arrival gaps are
-    geometric with ``idle_prob`` (`sim.core.stimulus.add_input_idles`), except that a ``burst_frac`` of the packets
-    arrive together with the previous one. A ``pair_frac`` of the packets come as (STORE x, ADD y) pairs to a
-    cold word, x and y chosen to hit zero, subnormal, overflow and NaN results (`_special_pairs`).
+    (zeros, subnormals, the largest normals, infinities, NaNs, ties around 1.0) and random bits. Arrival cycles
+    are `packet_cycles`: at most one packet a cycle, the input idle in an ``idle_prob`` fraction of the cycles, a
+    ``burst_frac`` of the packets back to back behind the previous one. A ``pair_frac`` of the packets come as
+    (STORE x, ADD y) pairs to a cold word, x and y chosen to hit zero, subnormal, overflow and NaN results
+    (`_special_pairs`).
     """
-    from sim.core.stimulus import add_input_idles
-
     addr = rng.integers(0, words, n)
     hot_addr = rng.choice(words, size=min(hot, words), replace=False)
     is_hot = rng.random(n) < hot_frac
@@ -251,13 +273,8 @@ def random_packets(rng: np.random.Generator, n: int, words: int, *, tag_bits: in
         addr[starts], addr[starts + 1] = a, a
         op[starts], op[starts + 1] = STORE, fop
         data[starts], data[starts + 1] = x, y
-    cycles = add_input_idles(np.zeros(n, dtype=np.uint64), idle_prob, rng).astype(np.int64)
-    together = rng.random(n) < burst_frac
-    gaps = np.diff(cycles, prepend=0)
-    gaps[together] = 0
-    cycles = np.cumsum(gaps)
     packets = np.zeros(n, dtype=PACKET_DTYPE)
-    packets["cycle"] = cycles
+    packets["cycle"] = packet_cycles(rng, n, idle_prob, burst_frac)
     packets["addr"] = addr
     packets["op"] = op
     packets["data"] = data

@@ -14,7 +14,8 @@ memory. Two ways to run it:
 Cycle 0 is the first cycle of the replay, as in the model. File formats: preload, big-endian 32-bit words for
 addresses 0..n-1; packets, 24-byte records of three big-endian 64-bit words (cycle, addr,
 ``data << 32 | tag << 8 | op``); commits, hex text ``cycle tag addr``; the reducer's writes, hex text
-``addr data`` in acceptance order; read-back, hex text, one word a line.
+``cycle addr data`` in acceptance order (the cycle the memory accepts the write command); read-back, hex text,
+one word a line.
 """
 
 from __future__ import annotations
@@ -221,7 +222,7 @@ module {TOP} (
         n_pkt <= n_pkt + 32'd1;
         next_packet();
       end
-      if (wr_valid) $fwrite(fwr, "%0h %0h\\n", wr_addr, wr_data);
+      if (wr_valid) $fwrite(fwr, "%0h %0h %0h\\n", cycle, wr_addr, wr_data);
       if (commit_valid && commit_ready) begin
         n_commit <= n_commit + 32'd1;
         $fwrite(fco, "%0h %0h %0h\\n", cycle, commit_payload[{c_tag.offset + c_tag.width - 1}:{c_tag.offset}],
@@ -281,11 +282,11 @@ def read_commits(path: Path) -> np.ndarray:
 
 
 def read_writes(path: Path) -> np.ndarray:
-    """The writes file as an (n, 2) int64 array of (addr, data)."""
+    """The writes file as an (n, 3) int64 array of (cycle, addr, data)."""
     text = path.read_text().split()
     if not text:
-        return np.zeros((0, 2), dtype=np.int64)
-    return np.array([int(x, 16) for x in text], dtype=np.int64).reshape(-1, 2)
+        return np.zeros((0, 3), dtype=np.int64)
+    return np.array([int(x, 16) for x in text], dtype=np.int64).reshape(-1, 3)
 
 
 def read_readback(path: Path) -> np.ndarray:
@@ -309,9 +310,11 @@ def _jobs_common(params: ReducerParams, mem: MemoryParams, work: Path, memory: n
 
 
 def replay_harness(params: ReducerParams, mem: MemoryParams, memory: np.ndarray, packets: np.ndarray, work: Path,
-                   *, bp_seed: int = 0, bp_prob: float = 0.0) -> dict:
-    """Full-speed replay (Python waits for ``done`` only); returns the tb's result dict (see `sim.blocks.reducer.tb`)."""
-    build_dir = runner.build(TOP, replay_sources(params, mem), REPLAY_BUILD_ARGS)
+                   *, bp_seed: int = 0, bp_prob: float = 0.0, waves: bool = False) -> dict:
+    """Full-speed replay (Python waits for ``done`` only); returns the tb's result dict (see `sim.blocks.reducer.tb`).
+
+    ``waves`` builds with tracing and dumps the replay's waves into ``work``."""
+    build_dir = runner.build(TOP, replay_sources(params, mem), REPLAY_BUILD_ARGS, waves=waves)
     job = _jobs_common(params, mem, work, memory, packets, bp_seed, bp_prob)
     pre = write_preload(work / "preload.bin", memory)
     pk = write_packets(work / "packets.bin", packets)
@@ -320,7 +323,8 @@ def replay_harness(params: ReducerParams, mem: MemoryParams, memory: np.ndarray,
     plus = [f"+preload={pre}", f"+packets={pk}", f"+commits={commits}", f"+readback={readback}", f"+writes={writes}",
             f"+words={len(memory)}", f"+bp_seed={bp_seed & 0xFFFFFFFF}",
             f"+bp_thresh={probability_threshold(bp_prob)}"]
-    return runner.run_cocotb(build_dir, TOP, TB, "replay_harness", test_dir=work, job=job, plusargs=plus)
+    return runner.run_cocotb(build_dir, TOP, TB, "replay_harness", test_dir=work, job=job, plusargs=plus,
+                             waves=waves)
 
 
 def replay_driven(params: ReducerParams, mem: MemoryParams, memory: np.ndarray, packets: np.ndarray, work: Path,

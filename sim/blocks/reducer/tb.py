@@ -4,8 +4,8 @@ The job (JSON named by ``LLMARCH_TB_JOB``) names the initial memory image and th
 parameters and the stall settings. Every test checks its scoreboard, compares every commit's cycle with the
 timing model (`sim.blocks.reducer.model`) and writes its observations to ``job["result"]``:
 
-* every packet's write (address and word, in packet order) equals `sim.blocks.reducer.reference.packet_results`, and the final
-  memory image equals the reference's bit for bit;
+* every packet's write (address and word, in packet order) equals
+  `sim.blocks.reducer.reference.packet_results`, and the final memory image equals the reference's bit for bit;
 * every packet is committed exactly once, in packet order, with its tag and address;
 * ``model_mismatches``, ``model_max_abs_err``, ``model_last_err``: commit cycles against the model (the test
   asserts nothing on them; the pytest side decides the bound).
@@ -90,11 +90,11 @@ async def replay_harness(dut) -> None:
     wall = time.perf_counter() - t0
     commits = read_commits(Path(job["commits_file"]))
     image = read_readback(Path(job["readback_file"]))
-    writes = read_writes(Path(job["writes_file"]))
+    writes = read_writes(Path(job["writes_file"]))  # cycle, addr, data
     ready = ReadyPattern(job["bp_seed"], job["bp_prob"]).as_model_ready()
     result = {"cycles": int(dut.cycle.value), "wall_s": wall, "accepted": int(dut.n_pkt.value),
               "applied": int(dut.applied.value), "commit_cycles": commits[:, 0].tolist()}
-    result.update(scoreboard(params, mem, memory0, packets, commits, writes, image, ready))
+    result.update(scoreboard(params, mem, memory0, packets, commits, writes[:, 1:], image, ready))
     write_result(job, result)
     assert result["accepted"] == len(packets) == result["applied"], "not every packet was accepted and applied"
     assert result["writes_ok"], "some packet wrote a word that differs from the reference"

@@ -20,9 +20,9 @@ from sim.blocks.kv_swap.model import (
     place_aborts,
     random_swap_workload,
     run_kv_swap,
-    scoreboard,
     swap_cycles,
 )
+from sim.blocks.kv_swap.reference import scoreboard
 from sim.blocks.kv_swap.rtl import KvSwapHarness, ReplayDriver
 from sim.core.stimulus import ReadyPattern
 

@@ -14,8 +14,8 @@ from sim.blocks.kv_swap.model import (
     place_aborts,
     random_swap_workload,
     run_kv_swap,
-    scoreboard,
 )
+from sim.blocks.kv_swap.reference import scoreboard
 from sim.blocks.kv_swap.rtl import run_kv_swap_rtl
 from sim.core.stimulus import ReadyPattern
 
