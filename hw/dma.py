@@ -49,14 +49,10 @@ from amaranth.utils import ceil_log2
 
 from hw.memory import WORD_BITS, mem_port_signature
 from hw.params import BlockParams, param
+from hw.reducer import ReduceOp
 
-
-class DmaOp(enum.IntEnum):
-    STORE = 0
-    ADD_I32 = 1
-    ADD_F32 = 2
-    ADD_BF16 = 3
-    NOTIFY = 4
+# Descriptor ops: the reducer's packet ops (a data-moving descriptor's packets carry its op), then NOTIFY.
+DmaOp = enum.IntEnum("DmaOp", [(op.name, op.value) for op in ReduceOp] + [("NOTIFY", len(ReduceOp))])
 
 
 class DmaError(enum.IntEnum):

@@ -71,7 +71,7 @@ from hw.params import BlockParams, param
 
 
 class ReduceOp(enum.IntEnum):
-    """Packet ops (the DMA engine's link packets carry the same codes)."""
+    """Packet ops (the DMA engine's link packets carry the same codes, `hw.dma.DmaOp` extends them)."""
 
     STORE = 0
     ADD_I32 = 1

@@ -121,11 +121,11 @@ def _timed(statuses, dev_cmds, host_cmds) -> dict[str, np.ndarray]:
 
 
 def _model(p: KvSwapParams, stim: trace.Trace, stalls: Stalls) -> tuple[dict[str, np.ndarray], int]:
-    from sim.blocks.kv_swap.model import DevMemoryModel, HostLinkModel, run_kv_swap
+    from sim.blocks.kv_swap.model import HostLinkModel, SimpleMemoryModel, run_kv_swap
 
     dev_mem, host_mem, overhead = _env(p, stim)
     dev_image, host_image = _images(p, stim)
-    dev = DevMemoryModel(dev_mem, dict(enumerate(dev_image.tolist())))
+    dev = SimpleMemoryModel(dev_mem, dict(enumerate(dev_image.tolist())))
     host = HostLinkModel(host_mem, overhead, dict(enumerate(host_image.tolist())))
     runs, aborts = _replay_inputs(stim)
     res = run_kv_swap(p, dev, host, runs, aborts, stalls.ready(0).as_model_ready())
@@ -134,8 +134,8 @@ def _model(p: KvSwapParams, stim: trace.Trace, stalls: Stalls) -> tuple[dict[str
         host.step()
     tables = _timed(res.statuses, res.dev_cmds, res.host_cmds)
     return tables | {
-        "dev_memory": _words([dev.mem.read_word(a) for a in range(len(dev_image))]),
-        "host_memory": _words([host.mem.read_word(a) for a in range(len(host_image))]),
+        "dev_memory": _words([dev.read_word(a) for a in range(len(dev_image))]),
+        "host_memory": _words([host.read_word(a) for a in range(len(host_image))]),
         "counters": _counters(res.bad_aborts, int(res.bad_aborts > 0)),  # the model's abort_err: bad_aborts > 0
     }, res.cycles
 

@@ -9,7 +9,7 @@
 
 Port objects given to the model have ``offer(addr, write, data, burst) -> bool`` (the command is valid this
 cycle; returns whether it was accepted), ``rsp_valid``, ``rsp_data``, ``pop_rsp`` and ``step``: use
-`DevMemoryModel` for the device side and `HostLinkModel` for the host side; the caller steps them after the
+`SimpleMemoryModel` for the device side and `HostLinkModel` for the host side; the caller steps them after the
 controller each cycle.
 """
 
@@ -39,35 +39,7 @@ class Run:
     last: bool
 
 
-class DevMemoryModel:
-    """`SimpleMemoryModel` behind the ``offer`` port interface (the device memory)."""
-
-    def __init__(self, params: MemoryParams, storage: dict[int, int] | None = None) -> None:
-        self.mem = SimpleMemoryModel(params, storage)
-
-    def offer(self, addr: int, write: int, data: int, burst: int = 0) -> bool:
-        if not self.mem.cmd_ready():
-            return False
-        self.mem.push_cmd(addr, write, data)
-        return True
-
-    def rsp_valid(self) -> bool:
-        return self.mem.rsp_valid()
-
-    def rsp_data(self) -> int:
-        return self.mem.rsp_data()
-
-    def pop_rsp(self) -> None:
-        self.mem.pop_rsp()
-
-    def step(self) -> None:
-        self.mem.step()
-
-    def idle(self) -> bool:
-        return not (self.mem.queue or self.mem.pipe or self.mem.rsp)
-
-
-class HostLinkModel(DevMemoryModel):
+class HostLinkModel(SimpleMemoryModel):
     """The host link (per-burst overhead gate) in front of a `SimpleMemoryModel` (the host memory)."""
 
     def __init__(self, params: MemoryParams, overhead_cycles: int, storage: dict[int, int] | None = None) -> None:
@@ -332,7 +304,7 @@ class KvSwapModel:
             out.dev_cmds.append((t, addr, write, data))
 
 
-def run_kv_swap(params: KvSwapParams, dev: DevMemoryModel, host: HostLinkModel,
+def run_kv_swap(params: KvSwapParams, dev: SimpleMemoryModel, host: HostLinkModel,
                 runs: Sequence[tuple[int, Run]], aborts: Sequence[tuple[int, int]] = (),
                 status_ready: Callable[[int], bool] | None = None, max_cycles: int = 10_000_000) -> SwapRun:
     """Replay runs ``(available cycle, Run)`` and aborts ``(available cycle, tag)``, each stream in order."""

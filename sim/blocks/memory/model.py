@@ -1,4 +1,4 @@
-"""Timing model of `hw.memory.SimpleMemory` for the transaction-level block models.
+"""Timing model of `sim.rtl.gateware.SimpleMemory` for the transaction-level block models.
 
 A command accepted at cycle *a* is served at ``max(a + 1, previous service + interval)``; a read's word is
 visible on ``rsp`` at ``service + latency + 1``. The queue and response-FIFO limits are not modelled (block
@@ -6,6 +6,8 @@ models keep their own outstanding-read limits), which is why models built on thi
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from hw.memory import MemoryParams
 
@@ -29,13 +31,28 @@ class MemoryTiming:
 
 
 
-class SimpleMemoryModel:
-    """Cycle-exact model of `hw.memory.SimpleMemory`, stepped one cycle at a time by its user.
+class MemPort(Protocol):
+    """The one memory-port protocol of the cycle models (the model side of `hw.memory.mem_port_signature`).
 
-    Within a cycle the user asks ``cmd_ready()``/``rsp_valid()``, then calls ``push_cmd`` and ``pop_rsp`` for
-    the handshakes of that cycle, then ``step()``. All decisions use the state at the start of the cycle, as
-    the registers do.
+    Within a cycle a block model asks ``cmd_ready()`` / ``rsp_valid()`` / ``rsp_data()``, makes that cycle's
+    handshakes with ``offer`` (a command is valid this cycle; returns whether it was accepted; ``burst`` marks
+    the first command of a burst, for ports that charge per burst) or ``push_cmd`` (after ``cmd_ready()``) and
+    ``pop_rsp``; then its owner calls ``step()``. Decisions use the state at the start of the cycle, as the
+    registers do.
     """
+
+    def cmd_ready(self) -> bool: ...
+    def offer(self, addr: int, write: int, data: int, burst: int = 0) -> bool: ...
+    def push_cmd(self, addr: int, write: int, data: int) -> None: ...
+    def rsp_valid(self) -> bool: ...
+    def rsp_data(self) -> int: ...
+    def pop_rsp(self) -> None: ...
+    def step(self) -> None: ...
+    def idle(self) -> bool: ...
+
+
+class SimpleMemoryModel:
+    """Cycle-exact model of `sim.rtl.gateware.SimpleMemory` behind the `MemPort` protocol."""
 
     def __init__(self, params: MemoryParams, storage: dict[int, int] | None = None) -> None:
         from collections import deque
@@ -65,6 +82,15 @@ class SimpleMemoryModel:
 
     def push_cmd(self, addr: int, write: int, data: int) -> None:
         self._cmd = (addr, write, data)
+
+    def offer(self, addr: int, write: int, data: int, burst: int = 0) -> bool:
+        if not self.cmd_ready():
+            return False
+        self.push_cmd(addr, write, data)
+        return True
+
+    def idle(self) -> bool:
+        return not (self.queue or self.pipe or self.rsp)
 
     def pop_rsp(self) -> None:
         self._pop = True

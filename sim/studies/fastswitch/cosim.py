@@ -49,7 +49,7 @@ import numpy as np
 
 from hw.kv_swap import KvSwapParams, SwapDir
 from hw.memory import MemoryParams
-from sim.blocks.kv_swap.model import DevMemoryModel, HostLinkModel, KvSwapModel, Run, SwapRun, run_kv_swap
+from sim.blocks.kv_swap.model import HostLinkModel, KvSwapModel, Run, SimpleMemoryModel, SwapRun, run_kv_swap
 from sim.core.stimulus import ReadyPattern, mix32
 from sim.exec.api import completion_errors
 
@@ -258,8 +258,8 @@ def plan_window(records: Sequence[SwapRecord], gpu_blocks: int, cpu_blocks: int,
 
 # --- replays ---------------------------------------------------------------------------------------------------
 
-def _models(plan: WindowPlan, overhead: int) -> tuple[DevMemoryModel, HostLinkModel]:
-    return (DevMemoryModel(plan.dev_mem, dict(enumerate(plan.dev_preload.tolist()))),
+def _models(plan: WindowPlan, overhead: int) -> tuple[SimpleMemoryModel, HostLinkModel]:
+    return (SimpleMemoryModel(plan.dev_mem, dict(enumerate(plan.dev_preload.tolist()))),
             HostLinkModel(plan.host_mem, overhead, dict(enumerate(plan.host_preload.tolist()))))
 
 
@@ -312,7 +312,7 @@ def replay_model(plan: WindowPlan, overhead_cycles: int | None = None) -> tuple[
     while not (dev.idle() and host.idle()):  # the last writes may still sit in a memory queue
         dev.step()
         host.step()
-    mems = [np.array([m.mem.mem.get(a, 0) for a in range(n)], dtype=np.uint32)
+    mems = [np.array([m.mem.get(a, 0) for a in range(n)], dtype=np.uint32)
             for m, n in ((dev, plan.dev_words), (host, plan.host_words))]
     return res, mems[0], mems[1]
 

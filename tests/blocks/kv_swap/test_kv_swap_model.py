@@ -10,10 +10,10 @@ from amaranth.sim import Simulator
 from hw.kv_swap import KvSwapController, KvSwapParams, SwapDir, SwapError
 from hw.memory import MemoryParams
 from sim.blocks.kv_swap.model import (
-    DevMemoryModel,
     HostLinkModel,
     LinkParams,
     Run,
+    SimpleMemoryModel,
     SwapRun,
     SwapWorkload,
     coalesce,
@@ -35,7 +35,8 @@ OVERHEAD = 5
 
 def _model(p: KvSwapParams, dev: MemoryParams, host: MemoryParams, overhead: int, w: SwapWorkload,
            status_ready=None) -> SwapRun:
-    return run_kv_swap(p, DevMemoryModel(dev, dict(w.dev_preload)), HostLinkModel(host, overhead, dict(w.host_preload)),
+    return run_kv_swap(p,
+                       SimpleMemoryModel(dev, dict(w.dev_preload)), HostLinkModel(host, overhead, dict(w.host_preload)),
                        w.runs, w.aborts, status_ready)
 
 
@@ -65,7 +66,7 @@ def test_single_swap_bursts_and_estimate(direction):
     runs = [(0, 64, 3), (3, 67, 5), (8, 75, 4), (20, 90, 2)]
     trace = [(0, Run(7, int(direction), s, d, n, i == len(runs) - 1)) for i, (s, d, n) in enumerate(runs)]
     for overhead in (0, 20, 100):
-        res = run_kv_swap(p, DevMemoryModel(mem), HostLinkModel(mem, overhead), trace)
+        res = run_kv_swap(p, SimpleMemoryModel(mem), HostLinkModel(mem, overhead), trace)
         assert res.statuses[-1][1:] == (7, SwapError.OK)
         assert [c[4] for c in res.host_cmds if c[4]] == [128, 64, 32]  # one burst marker per coalesced burst
         est = swap_cycles(runs, p, LinkParams(overhead, 1.0))
@@ -91,7 +92,7 @@ def test_swap_ins_are_served_before_queued_swap_outs():
     mem = MemoryParams(latency=2)
     trace = [(0, Run(1, SwapDir.OUT, 0, 32, 4, True)), (1, Run(2, SwapDir.OUT, 4, 36, 4, True)),
              (2, Run(3, SwapDir.IN, 0, 40, 4, True))]
-    res = run_kv_swap(p, DevMemoryModel(mem), HostLinkModel(mem, 0), trace)
+    res = run_kv_swap(p, SimpleMemoryModel(mem), HostLinkModel(mem, 0), trace)
     assert [s[1] for s in res.statuses] == [1, 3, 2]
 
 

@@ -9,7 +9,7 @@ import pytest
 import sim.exec as ex
 from hw.kv_swap import KvSwapParams, SwapDir, SwapError
 from hw.memory import MemoryParams
-from sim.blocks.kv_swap.model import DevMemoryModel, HostLinkModel, Run, random_swap_workload, run_kv_swap
+from sim.blocks.kv_swap.model import HostLinkModel, Run, random_swap_workload, run_kv_swap
 from sim.blocks.kv_swap.reference import (
     ABORT_DTYPE,
     RUN_DTYPE,
@@ -19,6 +19,7 @@ from sim.blocks.kv_swap.reference import (
     split_requests,
     swap_outcome,
 )
+from sim.blocks.memory.model import SimpleMemoryModel
 from sim.core.stimulus import idle_fraction
 from sim.exec.api import compare_tables
 
@@ -98,7 +99,7 @@ def test_an_older_request_with_the_tag_must_be_provably_gone():
 
 def _model_statuses(runs: np.ndarray, aborts: np.ndarray) -> dict[int, int]:
     trace = [(c, Run(t, d, s, ds, n, bool(last))) for c, t, d, s, ds, n, last in runs.tolist()]
-    res = run_kv_swap(P, DevMemoryModel(MEM), HostLinkModel(MEM, 0), trace, [tuple(a) for a in aborts.tolist()])
+    res = run_kv_swap(P, SimpleMemoryModel(MEM), HostLinkModel(MEM, 0), trace, [tuple(a) for a in aborts.tolist()])
     return {t: e for _, t, e in res.statuses}
 
 

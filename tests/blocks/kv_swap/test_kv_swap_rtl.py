@@ -8,8 +8,8 @@ import pytest
 from hw.kv_swap import KvSwapParams, SwapError
 from hw.memory import MemoryParams
 from sim.blocks.kv_swap.model import (
-    DevMemoryModel,
     HostLinkModel,
+    SimpleMemoryModel,
     SwapRun,
     place_aborts,
     random_swap_workload,
@@ -29,7 +29,8 @@ OVERHEAD = 5
 
 
 def _model(w, status_seed: int, status_bp: float) -> SwapRun:
-    return run_kv_swap(P, DevMemoryModel(DEV, dict(w.dev_preload)), HostLinkModel(HOST, OVERHEAD, dict(w.host_preload)),
+    return run_kv_swap(P,
+                       SimpleMemoryModel(DEV, dict(w.dev_preload)), HostLinkModel(HOST, OVERHEAD, dict(w.host_preload)),
                        w.runs, w.aborts, ReadyPattern(status_seed, status_bp).as_model_ready())
 
 
