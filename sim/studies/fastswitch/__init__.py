@@ -35,7 +35,7 @@ def _full(cfg: RunConfig, path: Path, out: Path, opt: StudyOptions, progress: Pr
     if opt.rtl and "fastswitch" not in st.systems:
         raise ConfigError(path, "fastswitch_study.systems", "--rtl replays the fastswitch system's swaps; list it")
     result = study.run_study(setups, st.systems, progress=progress,
-                             cosim_work=out / "cosim" if opt.rtl else None, seed=cfg.seed)
+                             cosim_work=out / "cosim" if opt.rtl else None, seed=cfg.seed, waves=opt.waves)
     lines = [study.summary_table(result)]
     if opt.rtl:
         c = result["cosim"]

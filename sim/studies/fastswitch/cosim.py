@@ -317,7 +317,7 @@ def replay_model(plan: WindowPlan, overhead_cycles: int | None = None) -> tuple[
     return res, mems[0], mems[1]
 
 
-def replay_rtl(plan: WindowPlan, work: Path, max_cycles: int) -> dict[str, Any]:
+def replay_rtl(plan: WindowPlan, work: Path, max_cycles: int, waves: bool = False) -> dict[str, Any]:
     """The RTL on Verilator (`sim.blocks.kv_swap.rtl.run_kv_swap_rtl`) on the planned offers, cut after
     ``max_cycles`` cycles of replay."""
     from sim.blocks.kv_swap.rtl import run_kv_swap_rtl
@@ -326,7 +326,7 @@ def replay_rtl(plan: WindowPlan, work: Path, max_cycles: int) -> dict[str, Any]:
                            dict(enumerate(plan.dev_preload.tolist())), dict(enumerate(plan.host_preload.tolist())),
                            plan.timed_runs(), (), work, status_seed=plan.status_seed,
                            status_bp=plan.status_backpressure, readback_words=(plan.dev_words, plan.host_words),
-                           max_cycles=max_cycles)
+                           max_cycles=max_cycles, waves=waves)
 
 
 # --- comparison ------------------------------------------------------------------------------------------------
@@ -418,14 +418,14 @@ def compare(plan: WindowPlan, rtl: dict[str, Any], model: tuple[SwapRun, np.ndar
 def cosim_swap_window(records: Sequence[SwapRecord], gpu_blocks: int, cpu_blocks: int, cost: ControllerSwapCost,
                       unit_bytes: int, work: Path, *, seed: int = 1, backpressure: float = 0.3,
                       idle_prob: float = 0.2, window: int = WINDOW_SWAPS, block_words: int = BLOCK_WORDS,
-                      setup: str = "", system: str = "fastswitch") -> dict[str, Any]:
+                      setup: str = "", system: str = "fastswitch", waves: bool = False) -> dict[str, Any]:
     """Replay a window of ``records`` on the RTL and the model; return the figures (no assertions: the caller
     judges ``data_mismatches`` and ``max_cycle_error``)."""
     plan = plan_window(records, gpu_blocks, cpu_blocks, cost, unit_bytes, window=window, seed=seed,
                        backpressure=backpressure, idle_prob=idle_prob, block_words=block_words)
     schedule(plan)
     model = replay_model(plan)
-    rtl = replay_rtl(plan, work, max_cycles=2 * model[0].cycles + 10_000)
+    rtl = replay_rtl(plan, work, max_cycles=2 * model[0].cycles + 10_000, waves=waves)
     res = {"setup": setup, "system": system, "seed": seed}
     res.update(compare(plan, rtl, model))
     return res

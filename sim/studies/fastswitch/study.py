@@ -72,7 +72,7 @@ def run_setup(name: str, cfg: FastSwitchConfig, systems: tuple[str, ...],
 
 def run_study(setups: dict[str, FastSwitchConfig], systems: tuple[str, ...] = tuple(SYSTEMS),
               progress: Callable[[str], None] = lambda _: None, cosim_work: Path | None = None,
-              seed: int = 1) -> dict[str, Any]:
+              seed: int = 1, waves: bool = False) -> dict[str, Any]:
     """Run every setup; with ``cosim_work``, also replay the FastSwitch system's first swaps of the first setup
     into the swap controller's RTL (`sim.studies.fastswitch.cosim`) and store the figures under ``cosim``."""
     window = None
@@ -93,7 +93,8 @@ def run_study(setups: dict[str, FastSwitchConfig], systems: tuple[str, ...] = tu
         t0 = time.perf_counter()
         result["cosim"] = cosim_swap_window(window.records, window.gpu_blocks, window.cpu_blocks,
                                             ControllerSwapCost(cfg.pcie, unit_bytes(cfg)), unit_bytes(cfg),
-                                            cosim_work, seed=seed, setup=name, system=window.system)
+                                            cosim_work, seed=seed, setup=name, system=window.system,
+                                            waves=waves)
         progress(f"fastswitch co-simulation: {result['cosim']['swaps']} swaps of {name} on Verilator in "
                  f"{time.perf_counter() - t0:.1f} s")
     return result

@@ -27,7 +27,7 @@ def _full(cfg: RunConfig, path: Path, out: Path, opt: StudyOptions, progress: Pr
     if opt.rtl:
         from sim.studies.t3.cosim import run_t3_cosim
 
-        result["cosim"] = c = run_t3_cosim(cfg, out / "cosim", progress=progress)
+        result["cosim"] = c = run_t3_cosim(cfg, out / "cosim", progress=progress, waves=opt.waves)
         lines.append(f"co-simulation: {c['data_mismatches']} data mismatches, max completion-cycle error "
                      f"{100 * c['max_cycle_error']:.2f}%")
     return FullResult("t3.json", result, study.write_report(result, out), "\n".join(lines))

@@ -280,7 +280,7 @@ def compare(pl: CosimPlan, rtl: dict[str, Any], model: DeviceModelResult) -> dic
 
 
 def run_t3_cosim(cfg: RunConfig, work: Path, progress: Callable[[str], None] = lambda _: None,
-                 scenario: CosimScenario | None = None) -> dict[str, Any]:
+                 scenario: CosimScenario | None = None, waves: bool = False) -> dict[str, Any]:
     from sim.blocks.t3_device.rtl import run_device_rtl
 
     sc = scenario or scenario_from_config(cfg)
@@ -300,7 +300,7 @@ def run_t3_cosim(cfg: RunConfig, work: Path, progress: Callable[[str], None] = l
         "running": pl.running.tolist(), "params": sc.params.blocks_dict(), "mem": sc.mem.as_dict(),
         "pred_partial": _pred_partial(pl).tolist(), "max_cycles": 1_000_000,
     }
-    rtl = run_device_rtl(sc.params, sc.mem, job, work)
+    rtl = run_device_rtl(sc.params, sc.mem, job, work, waves=waves)
     model = model_device(pl)
     res = compare(pl, rtl, model)
     res["description"] = (f"{sc.sublayer} scaled down: a {sc.devices}-device ring reduce-scatter of "
