@@ -1,9 +1,10 @@
 """cocotb testbenches for the track-and-trigger unit (run through `sim.rtl.runner.run_cocotb`).
 
 The job (JSON named by ``LLMARCH_TB_JOB``) names a stimulus trace (tables ``program`` and ``requests``) and the
-stall settings; every test writes its observations to ``job["result"]`` and asserts its scoreboard.
+stall settings; every test writes its observations to ``job["result"]`` and asserts its scoreboard. The
+full-speed replay (top ``tracker_replay``, `sim.blocks.tracker.harness`) needs no testbench here: Python only
+waits for its ``done`` (`sim.rtl.replay_tb`).
 
-* ``replay_harness`` (top ``tracker_replay``): full-speed replay from files, Python awaits only ``done``.
 * ``replay_driven`` (top ``track_trigger``): Python drives every cycle with the same stalls.
 * ``config_port`` (top ``track_trigger``): programming, status reads, error flags, clear, reset mid-stream.
 """
@@ -11,12 +12,11 @@ stall settings; every test writes its observations to ``job["result"]`` and asse
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, RisingEdge, with_timeout
+from cocotb.triggers import FallingEdge
 
 from hw.pack import pack, unpack
 from hw.tracker import CfgOp, ErrorBit, StatusReg, TrackerParams
@@ -36,27 +36,6 @@ def _scoreboard(program, requests, params: TrackerParams, got: list[tuple[int, i
         cocotb.log.error("scoreboard: trigger %d differs (RTL %s, reference %s); %d vs %d triggers", first,
                          got_seq[first:first + 1], ref.sequence[first:first + 1], len(got_seq), len(ref.sequence))
     return {"scoreboard_ok": ok, "expected_triggers": len(ref.sequence)}
-
-
-@cocotb.test()
-async def replay_harness(dut) -> None:
-    job = read_job()
-    params = TrackerParams(**job["params"])
-    stim = trace.read(job["stimulus"])
-    t0 = time.perf_counter()  # the harness makes its own clock (2 ns) and reset
-    await with_timeout(RisingEdge(dut.done), job["max_cycles"] * 2 + 100, "ns")
-    wall = time.perf_counter() - t0
-    cycles = int(dut.cycle.value)
-    from sim.blocks.tracker.harness import read_triggers
-
-    trig = read_triggers(Path(job["triggers_file"]))
-    got = [tuple(int(x) for x in row) for row in trig]
-    result = {"cycles": cycles, "wall_s": wall, "requests": int(dut.n_req.value), "triggers": got,
-              "errors": int(dut.errors.value)}
-    result.update(_scoreboard(stim["program"], stim["requests"], params, got))
-    write_result(job, result)
-    assert result["requests"] == len(stim["requests"]), "not every request was accepted"
-    assert result["scoreboard_ok"], "trigger sequence differs from the reference"
 
 
 class _Driver:

@@ -41,7 +41,7 @@ def test_config_port_registers_errors_and_reset(params, tmp_path):
 def test_driven_replay_of_a_planner_trace(small_config, small_ring, tmp_path):
     """The classic per-edge cocotb testbench: random idles and backpressure, scoreboard, exact cycles."""
     plan, ring = small_ring
-    params = small_config.hardware.tracker.params()
+    params = small_config.hardware.tracker
     assert params == SMALL
     stim, ready = device_stimulus(ring.devices[1].tracker_input, 11, 1, 0.3, 0.5)
     res = replay_driven(params, plan.devices[1].program, stim, tmp_path, bp_seed=ready.seed, bp_prob=ready.prob)
@@ -53,7 +53,7 @@ def test_driven_replay_of_a_planner_trace(small_config, small_ring, tmp_path):
 @pytest.mark.parametrize("device", range(4))
 def test_harness_replay_of_every_device(small_config, small_ring, device, tmp_path):
     plan, ring = small_ring
-    params = small_config.hardware.tracker.params()
+    params = small_config.hardware.tracker
     stim, ready = device_stimulus(ring.devices[device].tracker_input, 5, device, 0.2, 0.3)
     res = replay_harness(params, plan.devices[device].program, stim, tmp_path, bp_seed=ready.seed,
                          bp_prob=ready.prob)
