@@ -29,7 +29,11 @@ def _rtl_tests_are_marked(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
     if request.node.get_closest_marker("rtl") is None:
         import cocotb_tools.runner
 
+        from sim.rtl import bare, runner
+
         def refuse(*_a, **_k):
             raise AssertionError(f"{request.node.nodeid} uses Verilator: mark it @pytest.mark.rtl")
 
-        monkeypatch.setattr(cocotb_tools.runner, "get_runner", refuse)
+        monkeypatch.setattr(cocotb_tools.runner, "get_runner", refuse)  # every cocotb build and run
+        monkeypatch.setattr(runner, "verilator_root", refuse)  # every Verilator build, bare loops included
+        monkeypatch.setattr(bare, "run", refuse)  # a cached bare loop

@@ -141,7 +141,7 @@ def run(block: str | Block, stimulus: trace.Trace, target: Target | str, params:
         stalls: Stalls = Stalls(), *, work: Path | None = None, waves: bool = False) -> Result:
     """Run ``stimulus`` on ``target`` and return its result tables.
 
-    ``work`` is the RTL run's working directory (default: a fresh temporary one); ``waves`` also makes the RTL
+    ``work`` is the RTL run's working directory (default: a temporary one, removed after); ``waves`` also makes the RTL
     run dump a VCD wave file there (``dump.vcd``; RTL only).
     """
     blk = get(block)
@@ -154,12 +154,15 @@ def run(block: str | Block, stimulus: trace.Trace, target: Target | str, params:
         tables, cycles = blk.reference(params, stimulus), None
     elif target is Target.MODEL:
         tables, cycles = blk.model(params, stimulus, stalls)
-    else:
-        if work is None:
-            import tempfile
-
-            work = Path(tempfile.mkdtemp(prefix=f"llmarch-{blk.name}-"))
+    elif work is not None:
         tables, cycles = blk.rtl(params, stimulus, stalls, work, waves)
+    else:
+        if waves:
+            raise ValueError("waves need a work directory to be written to (work=...)")
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix=f"llmarch-{blk.name}-") as tmp:
+            tables, cycles = blk.rtl(params, stimulus, stalls, Path(tmp), waves)
     wall = time.perf_counter() - t0
     expected = set(blk.results)
     if set(tables) != expected:
