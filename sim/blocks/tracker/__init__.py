@@ -37,11 +37,11 @@ def triggers_table(rows) -> np.ndarray:
 
 
 def _model(p: TrackerParams, stim: trace.Trace, stalls: Stalls) -> tuple[dict[str, np.ndarray], int]:
-    from sim.blocks.tracker.model import replay_tracker
+    from sim.blocks.tracker.model import replay_fast
 
-    tm = replay_tracker(p, stim["program"], stim["requests"], stalls.ready(0).as_model_ready())
+    res = replay_fast(p, stim["program"], stim["requests"], stalls.ready(0).as_model_ready())
     # the harness counts up to and including the first cycle it sees the tracker idle: last tick + 1
-    return {"triggers": triggers_table(tm.triggers)}, tm.loop.now + 2
+    return {"triggers": res.triggers}, res.last_tick + 2
 
 
 def _rtl(p: TrackerParams, stim: trace.Trace, stalls: Stalls, work: Path, waves: bool
