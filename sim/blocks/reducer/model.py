@@ -18,8 +18,14 @@ for each packet, from closed-form constraints:
 Reads and writes share the memory's command port and its queue, so the packets are not independent: the model
 sweeps the accepts and the writes in time order, always taking the earlier of the next accept and the next
 write, which is what makes the queue occupancy and the port arbitration exact. The memory is modelled with
-`MemoryTiming` (served in order, one command per ``interval``) plus the queue-depth limit on ``cmd.ready``; its
-response-FIFO limit never binds because at most ``inflight`` < ``rsp_depth`` reads are outstanding.
+`sim.blocks.memory.model.MemoryTiming`'s rule (served in order, one command per ``interval``) plus the
+queue-depth limit on ``cmd.ready``; its response-FIFO limit never binds because at most ``inflight`` <
+``rsp_depth`` reads are outstanding.
+
+The sweep is one compiled kernel (`reducer_timeline`, numba): its arrays are the only statement of these rules;
+`ReducerModel` and `model_commits` call it. The consumer's ``ready`` is evaluated inside the kernel: a
+`sim.core.stimulus.ReadyPattern` by its hash rule (`sim.core.fast.ready_nb`), any other callable from a table of
+its values that the caller fills and extends as far as the kernel asks.
 
 Agreement with the RTL: exact. Every packet's commit cycle equals the RTL's (checked in Amaranth's simulator
 and on Verilator, up to 200 000 packets, memory interval 1 to 4, queue depth 2 to 16, inflight 1 to 8, commit
@@ -31,17 +37,19 @@ arbiter in front of the memory) the model knows nothing of the other requesters 
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from hw.memory import MemoryParams
 from hw.reducer import ReduceOp, ReducerParams
-from sim.blocks.memory.model import MemoryTiming
+from sim.core.fast import ready_nb
+from sim.core.stimulus import ReadyPattern
 
 NEVER = -(1 << 62)
+READY_ALWAYS, READY_HASH, READY_TABLE = 0, 1, 2  # how `reducer_timeline` evaluates the commit consumer's ready
 
 
 @dataclass
@@ -59,6 +67,107 @@ class ReducerTimeline:
         return int(self.commit[-1]) if len(self.commit) else -1
 
 
+@numba.njit(cache=True)
+def reducer_timeline(arr: np.ndarray, addr: np.ndarray, is_add: np.ndarray, inflight: int, commit_depth: int,
+                     queue_depth: int, latency: int, interval: int, ready_mode: int, ready_seed: int,
+                     ready_threshold: int, ready_table: np.ndarray, t: np.ndarray, p: np.ndarray, w: np.ndarray,
+                     c: np.ndarray) -> tuple[int, int]:
+    """The sweep of the module docstring: fills accept ``t``, pop ``p``, write ``w`` and commit ``c`` (int64,
+    one per packet) for packets arriving at ``arr`` (non-decreasing) with word addresses ``addr`` and ``is_add``
+    (1 for ``ADD_*``). Returns ``(status, stall cycles)``: status 0 done, 1 stuck (a bug), 2 ``ready_table``
+    (``READY_TABLE`` mode: ``ready`` of cycles ``0 .. len - 1``) is too short: extend it and call again.
+    """
+    n = len(arr)
+    k, d = inflight, commit_depth
+    rsp = np.empty(n, dtype=np.int64)
+    last_same = np.full(addr.max() + 1 if n else 1, -1, dtype=np.int64)
+    recent = np.zeros(queue_depth, dtype=np.int64)  # service cycles of the last queue_depth commands (a ring)
+    n_recent = 0
+    head = 0  # the oldest entry of ``recent`` once it is full; the next one to overwrite
+    next_service = 0
+    i = j = 0  # next packet to accept, next packet to write
+    last_cmd = -1
+    stalls = 0
+    while j < n:
+        # First cycle (after the last command) at which the memory's command queue has room.
+        queue_from = recent[head] + 1 if n_recent == queue_depth else NEVER
+        # The write-back register holds packet j from p[j] + 1 on (once j is accepted).
+        write_at = NEVER
+        if j < i:
+            write_at = max(p[j] + 1, queue_from)
+            if j >= d:
+                write_at = max(write_at, c[j - d] + 1)
+        accept_at = NEVER
+        if i < n:
+            a0 = arr[i]
+            if i:
+                a0 = max(a0, t[i - 1] + 1)
+            blocked = False
+            if i >= k:  # needs packet i-k out of the queue
+                if i - k - 1 >= j:
+                    blocked = True
+                else:
+                    a0 = max(a0, p[i - k] + 1)
+            if is_add[i] and not blocked:
+                h = last_same[addr[i]]
+                if h >= 0:
+                    if h >= j:
+                        blocked = True
+                    else:
+                        a0 = max(a0, w[h] + 1)
+                a0 = max(a0, last_cmd + 1, queue_from)
+                if not blocked and j < i:
+                    # The write-back register claims the port from max(p[j], c[j-d]) + 1 on.
+                    free_until = p[j]
+                    if j >= d:
+                        free_until = max(free_until, c[j - d])
+                    if a0 > free_until:
+                        blocked = True
+            if not blocked:
+                accept_at = a0
+        if accept_at != NEVER and (write_at == NEVER or accept_at <= write_at):
+            t[i] = accept_at
+            stalls += accept_at - (max(arr[i], t[i - 1] + 1) if i else arr[i])
+            if is_add[i]:
+                s = max(accept_at + 1, next_service)  # MemoryTiming.serve
+                next_service = s + interval
+                recent[head] = s
+                head = (head + 1) % queue_depth
+                n_recent = min(n_recent + 1, queue_depth)
+                rsp[i] = s + latency + 1
+                last_cmd = accept_at
+            else:
+                rsp[i] = NEVER
+            last_same[addr[i]] = i
+            i += 1
+            if i - 1 == j:
+                p[j] = max(t[j] + 1, rsp[j], w[j - 1]) if j else max(t[j] + 1, rsp[j])
+            continue
+        if write_at == NEVER:
+            return 1, stalls
+        w[j] = write_at
+        s = max(write_at + 1, next_service)
+        next_service = s + interval
+        recent[head] = s
+        head = (head + 1) % queue_depth
+        n_recent = min(n_recent + 1, queue_depth)
+        last_cmd = write_at
+        x = max(write_at + 1, c[j - 1] + 1) if j else write_at + 1
+        if ready_mode == READY_HASH:
+            while not ready_nb(x, ready_seed, ready_threshold):
+                x += 1
+        elif ready_mode == READY_TABLE:
+            while x < len(ready_table) and not ready_table[x]:
+                x += 1
+            if x >= len(ready_table):
+                return 2, stalls
+        c[j] = x
+        j += 1
+        if j < i:
+            p[j] = max(t[j] + 1, rsp[j], w[j - 1])
+    return 0, stalls
+
+
 class ReducerModel:
     """Predicts the reducer's handshake cycles for a packet trace.
 
@@ -66,7 +175,9 @@ class ReducerModel:
     ----------
     params : the reducer's parameters (as built in RTL).
     mem : the memory behind it (`hw.memory.SimpleMemory` parameters).
-    ready : ``ready(cycle) -> bool`` of the commit consumer; ``None`` means always ready.
+    ready : ``ready(cycle) -> bool`` of the commit consumer; ``None`` means always ready. A
+        `sim.core.stimulus.ReadyPattern` is evaluated by its rule inside the kernel (fast); any other callable is
+        tabulated first (one Python call per cycle).
     """
 
     def __init__(self, params: ReducerParams, mem: MemoryParams,
@@ -78,99 +189,30 @@ class ReducerModel:
 
     def run(self, cycles: np.ndarray, addrs: np.ndarray, ops: np.ndarray) -> ReducerTimeline:
         """Timeline of packets arriving at ``cycles`` (non-decreasing) with word addresses and ops."""
-        n = len(cycles)
-        arr = [int(x) for x in cycles]
-        addr = [int(x) for x in addrs]
-        is_add = [int(x) != ReduceOp.STORE for x in ops]
-        k, d = self.params.inflight, self.params.commit_depth
-        qdepth, lat = self.mem.queue_depth, self.mem.latency
-        ready = self.ready
-        mem = MemoryTiming(self.mem)
-        recent_service: deque[int] = deque(maxlen=qdepth)  # service cycles of the last qdepth commands
-
-        t = [0] * n
-        p = [0] * n
-        w = [0] * n
-        c = [0] * n
-        rsp = [0] * n
-        last_same: dict[int, int] = {}
-        i = j = 0  # next packet to accept, next packet to write
-        last_cmd = -1
-        stalls = 0
-
-        def queue_ready_from() -> int:
-            """First cycle (after the last command) at which the memory's command queue has room."""
-            return recent_service[0] + 1 if len(recent_service) == qdepth else NEVER
-
-        def pop_cycle(x: int) -> int:
-            q = max(t[x] + 1, rsp[x])
-            return max(q, w[x - 1]) if x else q
-
-        while j < n:
-            # The write-back register holds packet j from p[j] + 1 on (once j is accepted).
-            write_at = None
-            if j < i:
-                pj = p[j]
-                room_from = c[j - d] + 1 if j >= d else NEVER
-                write_at = max(pj + 1, room_from, queue_ready_from())
-            accept_at = None
-            if i < n:
-                a0 = arr[i]
-                if i:
-                    a0 = max(a0, t[i - 1] + 1)
-                blocked = False
-                if i >= k:  # needs packet i-k out of the queue
-                    if i - k - 1 >= j:
-                        blocked = True
-                    else:
-                        a0 = max(a0, p[i - k] + 1)
-                if is_add[i] and not blocked:
-                    h = last_same.get(addr[i], -1)
-                    if h >= 0:
-                        if h >= j:
-                            blocked = True
-                        else:
-                            a0 = max(a0, w[h] + 1)
-                    a0 = max(a0, last_cmd + 1, queue_ready_from())
-                    if not blocked and j < i:
-                        # The write-back register claims the port from max(p[j], c[j-d]) + 1 on.
-                        free_until = max(p[j], c[j - d] if j >= d else NEVER)
-                        if a0 > free_until:
-                            blocked = True
-                if not blocked:
-                    accept_at = a0
-            if accept_at is not None and (write_at is None or accept_at <= write_at):
-                t[i] = accept_at
-                stalls += accept_at - max(arr[i], t[i - 1] + 1 if i else 0)
-                if is_add[i]:
-                    s = mem.serve(accept_at)
-                    recent_service.append(s)
-                    rsp[i] = s + lat + 1
-                    last_cmd = accept_at
-                else:
-                    rsp[i] = NEVER
-                last_same[addr[i]] = i
-                i += 1
-                if i - 1 == j:
-                    p[j] = pop_cycle(j)
-                continue
-            if write_at is None:
-                raise RuntimeError(f"reducer model stuck at packet {i} (write {j})")  # pragma: no cover
-            w[j] = write_at
-            recent_service.append(mem.serve(write_at))
-            last_cmd = write_at
-            x = max(write_at + 1, c[j - 1] + 1 if j else 0)
-            if ready is not None:
-                while not ready(x):
-                    x += 1
-            c[j] = x
-            j += 1
-            if j < i:
-                p[j] = pop_cycle(j)
-        to_np = np.array
-        return ReducerTimeline(accept=to_np(t, dtype=np.int64), pop=to_np(p, dtype=np.int64),
-                               write=to_np(w, dtype=np.int64), commit=to_np(c, dtype=np.int64),
-                               stall_cycles=stalls)
+        arr = np.asarray(cycles, dtype=np.int64)
+        addr = np.asarray(addrs, dtype=np.int64)
+        is_add = (np.asarray(ops, dtype=np.int64) != ReduceOp.STORE).astype(np.int64)
+        n = len(arr)
+        t, p, w, c = (np.zeros(n, dtype=np.int64) for _ in range(4))
+        ready, table = self.ready, np.zeros(0, dtype=np.bool_)
+        mode, seed, threshold = READY_ALWAYS, 0, 0
+        if isinstance(ready, ReadyPattern):
+            mode, seed, threshold = READY_HASH, ready.seed, ready.threshold
+        elif ready is not None:
+            mode = READY_TABLE
+            horizon = (int(arr[-1]) if n else 0) + 16 * n + 1024
+            table = np.array([bool(ready(x)) for x in range(horizon)], dtype=np.bool_)
+        mp, rp = self.mem, self.params
+        while True:
+            status, stalls = reducer_timeline(arr, addr, is_add, rp.inflight, rp.commit_depth, mp.queue_depth,
+                                              mp.latency, mp.interval, mode, seed, threshold, table, t, p, w, c)
+            if status != 2:
+                break
+            table = np.concatenate([table, np.array([bool(ready(x)) for x in range(len(table), 2 * len(table))],
+                                                    dtype=np.bool_)])
+        if status == 1:
+            raise RuntimeError("reducer model stuck")  # pragma: no cover
+        return ReducerTimeline(accept=t, pop=p, write=w, commit=c, stall_cycles=int(stalls))
 
 
 def model_commits(params: ReducerParams, mem: MemoryParams, packets: np.ndarray,

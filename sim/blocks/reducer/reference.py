@@ -14,12 +14,18 @@ operands are aligned onto the smaller one's exponent and summed exactly. When th
 ``mbits + 2`` the smaller operand is below a quarter of the larger one's smallest possible ulp, so the correctly
 rounded sum is the larger operand itself; otherwise the exact sum fits in ``2 * mbits + 4`` bits (50 for fp32),
 well inside int64, and is rounded once.
+
+The rules are written once, as scalar integer functions compiled with numba (`_fp_add`, `_reduce_word`):
+`fp_add_bits` and `reduce_words` apply them element-wise, `packet_results` packet after packet (a packet reads
+what the previous one to its word wrote, so the replay is sequential; compiled it takes microseconds a packet).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
+import numba
 import numpy as np
 
 STORE, ADD_I32, ADD_F32, ADD_BF16 = 0, 1, 2, 3
@@ -30,84 +36,127 @@ BF16_NAN = 0x7FC0
 PACKET_DTYPE = np.dtype([("cycle", "<u8"), ("addr", "<u4"), ("op", "u1"), ("data", "<u4"), ("tag", "<u2")])
 
 
-def _round_to_format(neg: np.ndarray, mag: np.ndarray, k: np.ndarray, ebits: int, mbits: int) -> np.ndarray:
+@numba.njit(cache=True)
+def _round_to_format(neg: int, mag: int, k: int, ebits: int, mbits: int) -> int:
     """Encode ``(-1)**neg * mag * 2**k`` (``mag`` > 0, < 2**53) in the format, rounding to nearest even."""
     bias = (1 << (ebits - 1)) - 1
     emin_ulp = 1 - bias - mbits  # exponent of the smallest subnormal's unit
     inf_enc = ((1 << ebits) - 1) << mbits
-    # Bit length of mag, exactly: mag < 2**53 converts to float64 without rounding.
-    nbits = np.frexp(mag.astype(np.float64))[1].astype(np.int64)
+    nbits = math.frexp(float(mag))[1]  # bit length of mag, exactly: mag < 2**53 converts without rounding
     top = k + nbits - 1  # exponent of the leading bit
-    q = np.maximum(top - mbits, emin_ulp)  # exponent of the result's unit in the last place
+    q = max(top - mbits, emin_ulp)  # exponent of the result's unit in the last place
     shift = q - k
-    pos = np.maximum(shift, 0)
-    kept = mag >> pos
-    rem = mag - (kept << pos)
-    half = np.where(pos > 0, np.left_shift(np.int64(1), np.maximum(pos - 1, 0)), 0)
-    up = (pos > 0) & ((rem > half) | ((rem == half) & ((kept & 1) == 1)))
-    sig = np.where(shift < 0, mag << np.maximum(-shift, 0), kept + up)
+    if shift < 0:
+        sig = mag << -shift
+    elif shift == 0:
+        sig = mag
+    else:
+        kept = mag >> shift
+        rem = mag - (kept << shift)
+        half = 1 << (shift - 1)
+        sig = kept + (1 if rem > half or (rem == half and (kept & 1) == 1) else 0)
     # With the hidden bit included, (q - emin_ulp) << mbits + sig is the encoding, carries included.
     enc = ((q - emin_ulp) << mbits) + sig
-    enc = np.where(enc >= inf_enc, inf_enc, enc)
-    return enc | (neg.astype(np.int64) << (ebits + mbits))
+    if enc >= inf_enc:
+        enc = inf_enc
+    return enc | (neg << (ebits + mbits))
+
+
+@numba.njit(cache=True)
+def _fp_add(a: int, b: int, ebits: int, mbits: int) -> int:
+    """Bit-exact IEEE addition (rules in the module docstring) of the encodings ``a`` and ``b``."""
+    width = 1 + ebits + mbits
+    a &= (1 << width) - 1
+    b &= (1 << width) - 1
+    emask, fmask = (1 << ebits) - 1, (1 << mbits) - 1
+    sa, ea, fa = a >> (width - 1), (a >> mbits) & emask, a & fmask
+    sb, eb, fb = b >> (width - 1), (b >> mbits) & emask, b & fmask
+    a_inf, b_inf = ea == emask and fa == 0, eb == emask and fb == 0
+    if (ea == emask and fa != 0) or (eb == emask and fb != 0) or (a_inf and b_inf and sa != sb):
+        return (emask << mbits) | (1 << (mbits - 1))  # the canonical quiet NaN
+    if a_inf:
+        return a
+    if b_inf:
+        return b
+    # Finite operands: value = (-1)**s * m * 2**(max(e, 1) - bias - mbits); align onto the smaller exponent.
+    xa, xb = max(ea, 1), max(eb, 1)
+    d = xa - xb
+    if d > mbits + 2:  # exponents far apart: the sum rounds to the larger operand
+        return a
+    if d < -(mbits + 2):
+        return b
+    ma = fa | (1 << mbits) if ea != 0 else fa
+    mb = fb | (1 << mbits) if eb != 0 else fb
+    va = (-ma if sa == 1 else ma) << max(d, 0)
+    vb = (-mb if sb == 1 else mb) << max(-d, 0)
+    total = va + vb
+    if total == 0:
+        return (sa & sb) << (width - 1)  # exact zero sum: -0 only for (-0) + (-0)
+    bias = (1 << (ebits - 1)) - 1
+    return _round_to_format(1 if total < 0 else 0, abs(total), min(xa, xb) - bias - mbits, ebits, mbits)
+
+
+@numba.njit(cache=True)
+def _reduce_word(op: int, old: int, new: int) -> int:
+    """The word written for one packet (``old``, ``new`` 32-bit); -1 for an unknown ``op``."""
+    if op == STORE:
+        return new
+    if op == ADD_I32:
+        return (old + new) & 0xFFFFFFFF
+    if op == ADD_F32:
+        return _fp_add(old, new, 8, 23)
+    if op == ADD_BF16:
+        return _fp_add(old & 0xFFFF, new & 0xFFFF, 8, 7) | (_fp_add(old >> 16, new >> 16, 8, 7) << 16)
+    return -1
+
+
+@numba.njit(cache=True)
+def _fp_add_many(a: np.ndarray, b: np.ndarray, ebits: int, mbits: int, out: np.ndarray) -> None:
+    for i in range(len(out)):
+        out[i] = _fp_add(a[i], b[i], ebits, mbits)
+
+
+@numba.njit(cache=True)
+def _reduce_many(op: int, old: np.ndarray, new: np.ndarray, out: np.ndarray) -> None:
+    for i in range(len(out)):
+        out[i] = _reduce_word(op, old[i], new[i])
+
+
+@numba.njit(cache=True)
+def _apply_in_order(mem: np.ndarray, addr: np.ndarray, op: np.ndarray, data: np.ndarray,
+                    written: np.ndarray) -> int:
+    """Apply the packets to ``mem`` one after the other; the index of a packet with an unknown op, or -1."""
+    for i in range(len(addr)):
+        v = _reduce_word(op[i], mem[addr[i]], data[i])
+        if v < 0:
+            return i
+        mem[addr[i]] = v
+        written[i] = v
+    return -1
+
+
+def _flat_pair(a, b) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64))
+    return np.ascontiguousarray(a).ravel(), np.ascontiguousarray(b).ravel(), a.shape
 
 
 def fp_add_bits(a: np.ndarray, b: np.ndarray, ebits: int, mbits: int) -> np.ndarray:
     """Bit-exact IEEE addition (rules in the module docstring) of encodings ``a`` and ``b`` (any int arrays)."""
-    width = 1 + ebits + mbits
-    a = np.asarray(a, dtype=np.int64) & ((1 << width) - 1)
-    b = np.asarray(b, dtype=np.int64) & ((1 << width) - 1)
-    a, b = np.broadcast_arrays(a, b)
-    emask, fmask = (1 << ebits) - 1, (1 << mbits) - 1
-    sa, ea, fa = a >> (width - 1), (a >> mbits) & emask, a & fmask
-    sb, eb, fb = b >> (width - 1), (b >> mbits) & emask, b & fmask
-    a_nan, b_nan = (ea == emask) & (fa != 0), (eb == emask) & (fb != 0)
-    a_inf, b_inf = (ea == emask) & (fa == 0), (eb == emask) & (fb == 0)
-    nan = a_nan | b_nan | (a_inf & b_inf & (sa != sb))
-    inf = (a_inf | b_inf) & ~nan
-
-    # Finite operands: value = (-1)**s * m * 2**(max(e, 1) - bias - mbits); align onto the smaller exponent.
-    ma = np.where(ea != 0, fa | (1 << mbits), fa)
-    mb = np.where(eb != 0, fb | (1 << mbits), fb)
-    xa, xb = np.maximum(ea, 1), np.maximum(eb, 1)
-    d = xa - xb
-    far = np.abs(d) > mbits + 2
-    dd = np.minimum(np.abs(d), mbits + 2)
-    va = np.where(sa == 1, -ma, ma) << np.where(d > 0, dd, 0)
-    vb = np.where(sb == 1, -mb, mb) << np.where(d < 0, dd, 0)
-    total = va + vb
-    bias = (1 << (ebits - 1)) - 1
-    k = np.minimum(xa, xb) - bias - mbits
-    nonzero = total != 0
-    mag = np.where(nonzero, np.abs(total), 1)
-    rounded = _round_to_format(total < 0, mag, k, ebits, mbits)
-
-    zero = (sa & sb) << (width - 1)  # exact zero sum: -0 only for (-0) + (-0)
-    out = np.where(nonzero, rounded, zero)
-    # Exponents far apart: the sum rounds to the larger operand.
-    out = np.where(far, np.where(d > 0, a, b), out)
-    out = np.where(inf, np.where(a_inf, a, b), out)
-    out = np.where(nan, ((emask << mbits) | (1 << (mbits - 1))), out)
-    return out
+    fa, fb, shape = _flat_pair(a, b)
+    out = np.empty(len(fa), dtype=np.int64)
+    _fp_add_many(fa, fb, int(ebits), int(mbits), out)
+    return out.reshape(shape)
 
 
 def reduce_words(op: int, old: np.ndarray, new: np.ndarray) -> np.ndarray:
     """The word the reducer writes for ``op`` given the memory's ``old`` words and the packets' ``new`` words."""
-    old = np.asarray(old, dtype=np.uint32)
-    new = np.asarray(new, dtype=np.uint32)
     op = int(op)
-    if op == STORE:
-        return np.broadcast_arrays(old, new)[1].copy()
-    if op == ADD_I32:
-        return (old.astype(np.uint64) + new.astype(np.uint64)).astype(np.uint32)
-    if op == ADD_F32:
-        return fp_add_bits(old, new, 8, 23).astype(np.uint32)
-    if op == ADD_BF16:
-        o, n = old.astype(np.int64), new.astype(np.int64)
-        lo = fp_add_bits(o & 0xFFFF, n & 0xFFFF, 8, 7)
-        hi = fp_add_bits(o >> 16, n >> 16, 8, 7)
-        return (lo | (hi << 16)).astype(np.uint32)
-    raise ValueError(f"unknown reduce op {op}")
+    if op not in (STORE, ADD_I32, ADD_F32, ADD_BF16):
+        raise ValueError(f"unknown reduce op {op}")
+    fo, fn, shape = _flat_pair(np.asarray(old, dtype=np.uint32), np.asarray(new, dtype=np.uint32))
+    out = np.empty(len(fo), dtype=np.int64)
+    _reduce_many(op, fo, fn, out)
+    return out.astype(np.uint32).reshape(shape)
 
 
 def as_packets(rows: Iterable[tuple[int, int, int, int, int]]) -> np.ndarray:
@@ -118,8 +167,7 @@ def as_packets(rows: Iterable[tuple[int, int, int, int, int]]) -> np.ndarray:
 def packet_results(memory: np.ndarray, packets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(final memory image, word written by each packet)`` after applying ``packets`` in order.
 
-    Addresses index ``memory`` directly. Packets to different addresses commute, so the packets are applied in
-    rounds: round *r* holds the *r*-th packet to each address, one vectorised `reduce_words` call per op.
+    Addresses index ``memory`` directly; the packets are applied one after the other.
     """
     mem = np.array(memory, dtype=np.uint32, copy=True)
     n = len(packets)
@@ -129,22 +177,11 @@ def packet_results(memory: np.ndarray, packets: np.ndarray) -> tuple[np.ndarray,
     addr = packets["addr"].astype(np.int64)
     if addr.min() < 0 or addr.max() >= len(mem):
         raise ValueError(f"packet addresses must lie in 0..{len(mem) - 1}")
-    order = np.argsort(addr, kind="stable")
-    sorted_addr = addr[order]
-    start = np.r_[0, np.flatnonzero(np.diff(sorted_addr)) + 1]
-    run_start = np.repeat(start, np.diff(np.r_[start, n]))
-    occurrence = np.empty(n, dtype=np.int64)
-    occurrence[order] = np.arange(n) - run_start
-    by_round = np.argsort(occurrence, kind="stable")
-    bounds = np.r_[0, np.flatnonzero(np.diff(occurrence[by_round])) + 1, n]
-    ops, data = packets["op"], packets["data"].astype(np.uint32)
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        idx = by_round[lo:hi]
-        for op in np.unique(ops[idx]):
-            sel = idx[ops[idx] == op]
-            a = addr[sel]
-            written[sel] = mem[a] = reduce_words(int(op), mem[a], data[sel])
-    return mem, written
+    work, out = mem.astype(np.int64), np.zeros(n, dtype=np.int64)
+    bad = _apply_in_order(work, addr, packets["op"].astype(np.int64), packets["data"].astype(np.int64), out)
+    if bad >= 0:
+        raise ValueError(f"unknown reduce op {int(packets['op'][bad])}")
+    return work.astype(np.uint32), out.astype(np.uint32)
 
 
 def apply_packets(memory: np.ndarray, packets: np.ndarray) -> np.ndarray:
