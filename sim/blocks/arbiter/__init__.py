@@ -87,15 +87,23 @@ def _reference(p: ArbiterParams, stim: trace.Trace) -> dict[str, np.ndarray]:
 
 
 def _model(p: ArbiterParams, stim: trace.Trace, stalls: Stalls) -> tuple[dict[str, np.ndarray], int]:
-    from sim.blocks.arbiter.model import run_arbiter
-    from sim.blocks.memory.model import SimpleMemoryModel
+    from sim.blocks.arbiter.model import run_arbiter_fast
 
     mem, mode, threshold, limit, words = _config(p, stim)
-    run = run_arbiter(p, SimpleMemoryModel(mem), stim["compute"], stim["comm"], mode=mode, threshold=threshold,
-                      starvation_limit=limit, compute_ready=stalls.ready(0).as_model_ready(),
-                      comm_ready=stalls.ready(1).as_model_ready(), readback_words=words)
-    return _tables([run.compute.grants, run.comm.grants], [run.compute.responses, run.comm.responses],
-                   run.readback), run.cycles
+    run = run_arbiter_fast(p, mem, stim["compute"], stim["comm"], mode=mode, threshold=threshold,
+                           starvation_limit=limit, compute_ready=stalls.ready(0), comm_ready=stalls.ready(1),
+                           readback_words=words)
+    out = {}
+    for who, name in enumerate(STREAMS):
+        g = trace.empty("mem_grants", len(run.grants[who]))
+        g["cycle"], g["index"] = run.grants[who], np.arange(len(run.grants[who]))
+        r = trace.empty("mem_read_data", len(run.reads[who]))
+        r["cycle"], r["data"] = run.reads[who][:, 0], run.reads[who][:, 1]
+        out[f"{name}_grants"], out[f"{name}_reads"] = g, r
+    rb = trace.empty("mem_readback", len(run.readback))
+    rb["cycle"], rb["addr"], rb["data"] = run.readback[:, 0], np.arange(len(run.readback)), run.readback[:, 1]
+    out["readback"] = rb
+    return out, run.cycles
 
 
 def _rtl(p: ArbiterParams, stim: trace.Trace, stalls: Stalls, work: Path, waves: bool

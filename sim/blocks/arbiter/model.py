@@ -14,6 +14,19 @@ check it on Verilator (`tests/blocks/arbiter/test_arbiter_rtl.py`, and the gener
 (`tests/blocks/arbiter/test_arbiter_model.py`). In front of a different memory, the arbiter half stays exact given that
 memory's ``cmd.ready``, ``occupancy`` and ``rsp`` per cycle; the whole is then as exact as the memory's model.
 
+One source of truth, two ways to run it. The rules are written once, as the ``arb_*`` functions
+(`numba.extending.register_jitable`) over a state vector (``A_*`` slots, the parameters included) and the owner
+FIFO ring:
+
+* `run_arbiter_fast` (the block's ``model`` runner) runs them compiled, with the memory's rules
+  (`sim.blocks.memory.model`, ``mem_*``), in one jitted loop over both streams and the read-back
+  (`arbiter_kernel`), with the response backpressure of `sim.core.stimulus.ReadyPattern`
+  (`sim.core.fast.ready_nb`).
+* `ArbiterModel`, the class the device model composes (`sim.blocks.t3_device.model`, two of them), calls the
+  *same* functions uncompiled on Python lists (a jitted call per cycle from Python costs more than the
+  interpreted rule); `run_arbiter` steps it on a `SimpleMemoryModel` with any ready callables and records more
+  (grant occupancy, grant order). ``tests/blocks/arbiter/test_arbiter_fast.py`` runs both ways on the same stimuli.
+
 Request streams are arrays of `CMD_DTYPE`: ``cycle`` is the first cycle a command may be offered (a requester
 offers its commands in order, each from ``max(cycle, previous grant + 1)``), then ``addr``, ``write``, ``data``.
 """
@@ -24,10 +37,23 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
+from numba.extending import register_jitable
 
 from hw.arbiter import ArbiterMode, ArbiterParams, Requester
-from sim.blocks.memory.model import SimpleMemoryModel
+from sim.blocks.memory.model import (
+    M_QN,
+    SimpleMemoryModel,
+    mem_cmd_ready,
+    mem_pop,
+    mem_push,
+    mem_rsp_data,
+    mem_rsp_valid,
+    mem_state,
+    mem_step,
+)
+from sim.core.fast import ready_nb
 from sim.core.stimulus import arrival_cycles
 
 CMD_DTYPE = np.dtype([("cycle", "<u8"), ("addr", "<u8"), ("write", "u1"), ("data", "<u4")])
@@ -35,9 +61,227 @@ CMD_DTYPE = np.dtype([("cycle", "<u8"), ("addr", "<u8"), ("write", "u1"), ("data
 Command = tuple[int, int, int]  # addr, write, data
 Ready = Callable[[int], bool] | None
 
+# The state vector: the held selection (-1: none), the last grant, the starvation counter, the statistics, the
+# owner FIFO ring (``owners``: one requester per read in flight, ``max_reads`` slots) and the parameters.
+A_LOCK, A_LAST, A_COUNT, A_WAIT, A_STARV, A_OHEAD, A_ON = range(7)
+A_MODE, A_THRESHOLD, A_LIMIT, A_MAXREADS, A_COUNT_MAX = range(7, 12)
+A_N = 12
+_COMPUTE, _COMM, _MCA = int(Requester.COMPUTE), int(Requester.COMM), int(ArbiterMode.MCA)
+_M32 = 0xFFFFFFFF
+
+
+def arb_state(params: ArbiterParams, mode: ArbiterMode, threshold: int, starvation_limit: int) -> list[int]:
+    """A reset state vector (a list; ``np.array(..., np.int64)`` of it for a kernel)."""
+    st = [0] * A_N
+    st[A_LOCK], st[A_LAST] = -1, _COMM
+    st[A_MODE], st[A_THRESHOLD], st[A_LIMIT] = int(mode), threshold, starvation_limit
+    st[A_MAXREADS], st[A_COUNT_MAX] = params.max_reads, (1 << params.limit_bits) - 1
+    return st
+
+
+# The rules ---------------------------------------------------------------------------------------------------
+
+@register_jitable
+def arb_starving(st):
+    return st[A_LIMIT] != 0 and st[A_COUNT] >= st[A_LIMIT]
+
+
+@register_jitable
+def arb_select(st, c_valid, c_write, m_valid, m_write, occupancy):
+    """The requester driving ``mem.cmd`` this cycle (-1: none), from the state at the start of the cycle: a held
+    selection, else (MCA) starving comm > compute > comm below the threshold, else (round robin) alternation. A
+    read needs room in the owner FIFO."""
+    room = st[A_ON] < st[A_MAXREADS]
+    compute = c_valid and (c_write != 0 or room)
+    comm = m_valid and (m_write != 0 or room)
+    lock = st[A_LOCK]
+    if lock >= 0:
+        ok = compute if lock == _COMPUTE else comm
+        return lock if ok else -1
+    if st[A_MODE] == _MCA:
+        if comm and arb_starving(st):
+            return _COMM
+        if compute:
+            return _COMPUTE
+        if comm and occupancy < st[A_THRESHOLD]:
+            return _COMM
+        return -1
+    if compute and comm:
+        return 1 - st[A_LAST]
+    if compute:
+        return _COMPUTE
+    if comm:
+        return _COMM
+    return -1
+
+
+@register_jitable
+def arb_owner_head(st, owners):
+    """The requester owed the oldest read in flight, -1 if none."""
+    return owners[st[A_OHEAD]] if st[A_ON] > 0 else -1
+
+
+@register_jitable
+def arb_step(st, owners, c_valid, c_write, m_valid, m_write, occupancy, cmd_ready, rsp_valid, ready0, ready1):
+    """One clock; the memory's ``occupancy``, ``cmd.ready``, ``rsp.valid`` and each requester's ``rsp.ready``.
+    Returns (granted requester, requester the response on ``rsp`` is delivered to), -1 for none."""
+    sel = arb_select(st, c_valid, c_write, m_valid, m_write, occupancy)
+    granted = sel if sel >= 0 and cmd_ready else -1
+    st[A_LOCK] = sel if sel >= 0 and granted < 0 else -1
+
+    delivered = -1
+    if rsp_valid and st[A_ON] > 0:
+        h = st[A_OHEAD]
+        who = owners[h]
+        if (ready0 if who == _COMPUTE else ready1):
+            delivered = who
+            h += 1
+            st[A_OHEAD] = 0 if h == st[A_MAXREADS] else h
+            st[A_ON] -= 1
+
+    comm_grant = granted == _COMM
+    if comm_grant and arb_starving(st) and st[A_MODE] == _MCA:
+        st[A_STARV] = (st[A_STARV] + 1) & _M32
+    if m_valid and not comm_grant:
+        st[A_WAIT] = (st[A_WAIT] + 1) & _M32
+    if comm_grant:
+        st[A_COUNT] = 0
+    elif m_valid and st[A_COUNT] != st[A_COUNT_MAX]:
+        st[A_COUNT] += 1
+    if granted >= 0:
+        st[A_LAST] = granted
+        if not (c_write if granted == _COMPUTE else m_write):
+            tail = st[A_OHEAD] + st[A_ON]
+            if tail >= st[A_MAXREADS]:
+                tail -= st[A_MAXREADS]
+            owners[tail] = granted
+            st[A_ON] += 1
+    return granted, delivered
+
+
+# The compiled run ---------------------------------------------------------------------------------------------
+
+@numba.njit(cache=True)
+def arbiter_kernel(st, owners, ms, q, pipe, rsp, words, ccyc, caddr, cwrite, cdata, mcyc, maddr, mwrite, mdata,
+                   seed0, thr0, seed1, thr1, readback_words, max_cycles, grants0, grants1, reads0, reads1, readback):
+    """`run_arbiter` compiled: grant cycles into ``grants0/1``, (cycle, word) read rows into ``reads0/1`` and
+    ``readback``. Returns (reads of compute, reads of comm, cycles), cycles -1 if the run or its read-back did
+    not finish within ``max_cycles``."""
+    n0 = len(ccyc)
+    n1 = len(mcyc)
+    i0 = 0
+    i1 = 0
+    r0 = 0
+    r1 = 0
+    cycles = -1
+    for t in range(max_cycles):
+        if i0 == n0 and i1 == n1 and st[A_ON] == 0:
+            cycles = t
+            break
+        cv = i0 < n0 and ccyc[i0] <= t
+        mv = i1 < n1 and mcyc[i1] <= t
+        cw = cwrite[i0] if cv else 0
+        mw = mwrite[i1] if mv else 0
+        rdy0 = thr0 == 0 or ready_nb(t, seed0, thr0)
+        rdy1 = thr1 == 0 or ready_nb(t, seed1, thr1)
+        granted, delivered = arb_step(st, owners, cv, cw, mv, mw, ms[M_QN], mem_cmd_ready(ms), mem_rsp_valid(ms),
+                                      rdy0, rdy1)
+        if granted == _COMPUTE:
+            mem_push(ms, caddr[i0], cw, cdata[i0])
+            grants0[i0] = t
+            i0 += 1
+        elif granted == _COMM:
+            mem_push(ms, maddr[i1], mw, mdata[i1])
+            grants1[i1] = t
+            i1 += 1
+        if delivered == _COMPUTE:
+            reads0[r0, 0], reads0[r0, 1] = t, mem_rsp_data(ms, rsp)
+            r0 += 1
+            mem_pop(ms)
+        elif delivered == _COMM:
+            reads1[r1, 0], reads1[r1, 1] = t, mem_rsp_data(ms, rsp)
+            r1 += 1
+            mem_pop(ms)
+        mem_step(ms, q, pipe, rsp, words)
+    if cycles < 0:
+        return r0, r1, -1
+    # The harness's read-back: nothing offered in cycle ``cycles``; then compute reads 0.. in order.
+    addr = 0
+    k = 0
+    for t in range(cycles, max_cycles):
+        if k == readback_words:
+            return r0, r1, cycles
+        cv = t > cycles and addr < readback_words
+        granted, delivered = arb_step(st, owners, cv, 0, False, 0, ms[M_QN], mem_cmd_ready(ms), mem_rsp_valid(ms),
+                                      True, True)
+        if granted == _COMPUTE:
+            mem_push(ms, addr, 0, 0)
+            addr += 1
+        if delivered >= 0:
+            readback[k, 0], readback[k, 1] = t, mem_rsp_data(ms, rsp)
+            k += 1
+            mem_pop(ms)
+        mem_step(ms, q, pipe, rsp, words)
+    return r0, r1, -1
+
+
+@dataclass
+class FastArbiterRun:
+    """What `run_arbiter_fast` returns: per requester the grant cycles and the (cycle, word) read rows, the
+    read-back (cycle, word) rows (int64 arrays), the run's cycles (`ArbiterRun.cycles`) and the statistics
+    counters at the end of the run (read-back included)."""
+
+    grants: tuple[np.ndarray, np.ndarray]
+    reads: tuple[np.ndarray, np.ndarray]
+    readback: np.ndarray
+    cycles: int
+    comm_wait_cycles: int = 0
+    starvation_grants: int = 0
+
+
+MAX_FAST_MEMORY_LOG2 = 26  # the kernel keeps the memory as an array of 2**size_log2 words
+
+
+def run_arbiter_fast(params: ArbiterParams, mem, compute: np.ndarray, comm: np.ndarray, *, mode: ArbiterMode,
+                     threshold: int, starvation_limit: int = 0, compute_ready=None, comm_ready=None,
+                     readback_words: int = 0, max_cycles: int | None = None) -> FastArbiterRun:
+    """`run_arbiter` compiled, on a zeroed memory of `hw.memory.MemoryParams` ``mem``; the readies are
+    `sim.core.stimulus.ReadyPattern` or None (always ready). ``max_cycles`` (run and read-back; default: 10 M
+    plus the last arrival plus 1000 per command) bounds a run that never ends (e.g. MCA with threshold 0 and no
+    starvation limit never grants comm)."""
+    for r in (compute_ready, comm_ready):
+        if r is not None and not (hasattr(r, "seed") and hasattr(r, "threshold")):
+            raise TypeError("run_arbiter_fast takes ReadyPattern readies (or None); use run_arbiter otherwise")
+    if mem.size_log2 > MAX_FAST_MEMORY_LOG2:
+        raise ValueError(f"run_arbiter_fast keeps at most 2**{MAX_FAST_MEMORY_LOG2} words (use run_arbiter)")
+    ArbiterModel(params, mode, threshold, starvation_limit)  # the same checks
+    st = np.array(arb_state(params, mode, threshold, starvation_limit), np.int64)
+    cols = [[s[k].astype(np.int64) for k in ("cycle", "addr", "write", "data")] for s in (compute, comm)]
+    n0, n1 = len(compute), len(comm)
+    grants = (np.zeros(n0, np.int64), np.zeros(n1, np.int64))
+    reads = (np.zeros((n0 - int(cols[0][2].sum()), 2), np.int64), np.zeros((n1 - int(cols[1][2].sum()), 2), np.int64))
+    readback = np.zeros((readback_words, 2), np.int64)
+    seeds = [(0, 0) if r is None else (int(r.seed), int(r.threshold)) for r in (compute_ready, comm_ready)]
+    if max_cycles is None:  # as `run_arbiter`'s limit, plus room for long streams
+        last = max([0, *(int(c[0].max()) for c in cols if len(c[0]))])
+        max_cycles = 10_000_000 + last + 1000 * (n0 + n1 + readback_words)
+    r0, r1, cycles = arbiter_kernel(
+        st, np.zeros(params.max_reads, np.int64), np.array(mem_state(mem), np.int64),
+        np.zeros(3 * mem.queue_depth, np.int64), np.zeros(2 * mem.rsp_depth, np.int64),
+        np.zeros(mem.rsp_depth, np.int64), np.zeros(1 << mem.size_log2, np.int64), *cols[0], *cols[1],
+        seeds[0][0], seeds[0][1], seeds[1][0], seeds[1][1], readback_words, max_cycles, grants[0], grants[1],
+        reads[0], reads[1], readback)
+    if cycles < 0:
+        raise RuntimeError(f"arbiter model did not finish within {max_cycles} cycles")
+    return FastArbiterRun(grants, (reads[0][:r0], reads[1][:r1]), readback, int(cycles), int(st[A_WAIT]),
+                          int(st[A_STARV]))
+
+
+# The stepped class ---------------------------------------------------------------------------------------------
 
 class ArbiterModel:
-    """The arbiter's registers; `cycle` advances them by one clock (the caller steps the memory after it)."""
+    """The arbiter's registers (the module's shared rules on Python lists); `cycle` advances them by one clock
+    (the caller steps the memory after it)."""
 
     def __init__(self, params: ArbiterParams, mode: ArbiterMode, threshold: int, starvation_limit: int = 0) -> None:
         if not 0 <= threshold < 1 << params.occupancy_bits:
@@ -48,67 +292,82 @@ class ArbiterModel:
         self.mode = ArbiterMode(mode)
         self.threshold = threshold
         self.limit = starvation_limit
-        self.owners: deque[int] = deque()
-        self.lock: int | None = None
-        self.last = int(Requester.COMM)
-        self.count = 0
-        self.comm_wait_cycles = 0
-        self.starvation_grants = 0
+        self._st = arb_state(params, mode, threshold, starvation_limit)
+        self._owners = [0] * params.max_reads
+
+    # --- views of the registers ----------------------------------------------------------------------------------
+    @property
+    def owners(self) -> deque[int]:
+        """The owner FIFO (a copy), oldest read first."""
+        st, depth = self._st, self.p.max_reads
+        return deque(self._owners[(st[A_OHEAD] + k) % depth] for k in range(st[A_ON]))
+
+    def owner_head(self) -> int | None:
+        """The requester owed the oldest read in flight, or None."""
+        who = arb_owner_head(self._st, self._owners)
+        return None if who < 0 else who
+
+    def push_owner(self, who: int) -> None:
+        """Put a read of ``who`` in flight (tests: fill the owner FIFO)."""
+        st, depth = self._st, self.p.max_reads
+        if st[A_ON] == depth:
+            raise ValueError("the owner FIFO is full")
+        self._owners[(st[A_OHEAD] + st[A_ON]) % depth] = who
+        st[A_ON] += 1
+
+    @property
+    def lock(self) -> int | None:
+        return None if self._st[A_LOCK] < 0 else self._st[A_LOCK]
+
+    @lock.setter
+    def lock(self, who: int | None) -> None:
+        self._st[A_LOCK] = -1 if who is None else int(who)
+
+    @property
+    def count(self) -> int:
+        return self._st[A_COUNT]
+
+    @count.setter
+    def count(self, value: int) -> None:
+        self._st[A_COUNT] = value
+
+    @property
+    def last(self) -> int:
+        return self._st[A_LAST]
+
+    @property
+    def comm_wait_cycles(self) -> int:
+        return self._st[A_WAIT]
+
+    @property
+    def starvation_grants(self) -> int:
+        return self._st[A_STARV]
 
     def starving(self) -> bool:
-        return self.limit != 0 and self.count >= self.limit
+        return arb_starving(self._st)
 
+    # --- one cycle -----------------------------------------------------------------------------------------------
     def select(self, offers: Sequence[Command | None], occupancy: int) -> int | None:
         """The requester driving ``mem.cmd`` this cycle (or None), from the state at the start of the cycle."""
-        room = len(self.owners) < self.p.max_reads
-        ok = [c is not None and (bool(c[1]) or room) for c in offers]
-        if self.lock is not None:
-            return self.lock if ok[self.lock] else None
-        compute, comm = ok[Requester.COMPUTE], ok[Requester.COMM]
-        if self.mode == ArbiterMode.MCA:
-            if self.starving() and comm:
-                return Requester.COMM
-            if compute:
-                return Requester.COMPUTE
-            if comm and occupancy < self.threshold:
-                return Requester.COMM
-            return None
-        if compute and comm:
-            return 1 - self.last
-        if compute or comm:
-            return Requester.COMM if comm else Requester.COMPUTE
-        return None
+        c, m = offers[_COMPUTE], offers[_COMM]
+        sel = arb_select(self._st, c is not None, c is not None and c[1], m is not None, m is not None and m[1],
+                         occupancy)
+        return None if sel < 0 else sel
 
     def cycle(self, mem: SimpleMemoryModel, offers: Sequence[Command | None],
               rsp_ready: Sequence[bool]) -> tuple[int | None, tuple[int, int] | None]:
         """One clock: returns the granted requester (or None) and the response delivered as (owner, data)."""
-        sel = self.select(offers, mem.occupancy())
-        granted = None
-        if sel is not None and mem.cmd_ready():
-            granted = sel
-            mem.push_cmd(*offers[sel])
-        self.lock = sel if sel is not None and granted is None else None
-
-        delivered = None
-        if mem.rsp_valid() and self.owners and rsp_ready[self.owners[0]]:
-            delivered = (self.owners.popleft(), mem.rsp_data())
-            mem.pop_rsp()
-
-        comm_valid = offers[Requester.COMM] is not None
-        comm_grant = granted == Requester.COMM
-        if comm_grant and self.starving() and self.mode == ArbiterMode.MCA:
-            self.starvation_grants = (self.starvation_grants + 1) & 0xFFFFFFFF
-        if comm_valid and not comm_grant:
-            self.comm_wait_cycles = (self.comm_wait_cycles + 1) & 0xFFFFFFFF
-        if comm_grant:
-            self.count = 0
-        elif comm_valid and self.count != (1 << self.p.limit_bits) - 1:
-            self.count += 1
-        if granted is not None:
-            self.last = granted
-            if not offers[granted][1]:
-                self.owners.append(granted)
-        return granted, delivered
+        c, m = offers[_COMPUTE], offers[_COMM]
+        granted, delivered = arb_step(self._st, self._owners, c is not None, c is not None and c[1], m is not None,
+                                      m is not None and m[1], mem.occupancy(), mem.cmd_ready(), mem.rsp_valid(),
+                                      rsp_ready[0], rsp_ready[1])
+        if granted >= 0:
+            mem.push_cmd(*offers[granted])
+        if delivered < 0:
+            return (None if granted < 0 else granted), None
+        word = mem.rsp_data()
+        mem.pop_rsp()
+        return (None if granted < 0 else granted), (delivered, word)
 
 
 @dataclass
@@ -172,7 +431,7 @@ def run_arbiter(params: ArbiterParams, memory: SimpleMemoryModel, compute: np.nd
     idx = [0, 0]
     n = [len(compute), len(comm)]
     for t in range(max_cycles):
-        if idx == n and not model.owners:
+        if idx == n and model.owner_head() is None:
             run.cycles = t
             run.comm_wait_cycles, run.starvation_grants = model.comm_wait_cycles, model.starvation_grants
             _read_back(model, memory, run, readback_words, max_cycles)

@@ -58,14 +58,19 @@ def _reference(p: DmaParams, stim: trace.Trace) -> dict[str, np.ndarray]:
 
 
 def _model(p: DmaParams, stim: trace.Trace, stalls: Stalls) -> tuple[dict[str, np.ndarray], int]:
-    from sim.blocks.dma.model import run_dma
-    from sim.blocks.dma.stimulus import runner_inputs
-    from sim.blocks.memory.model import SimpleMemoryModel
+    from sim.blocks.dma.model import run_dma_fast
+    from sim.blocks.dma.stimulus import check_stimulus, stimulus_memory
 
-    mem, nd, descs, preload, triggers = runner_inputs(p, stim)
-    run = run_dma(p, nd, descs, SimpleMemoryModel(mem, preload), triggers, stalls.ready(0).as_model_ready(),
-                  stalls.ready(1).as_model_ready())
-    return _tables(run.packets, run.statuses), run.cycles
+    check_stimulus(p, stim)
+    run = run_dma_fast(p, int(stim.meta["num_devices"]), stim["descriptors"], stimulus_memory(p, stim),
+                       stim["memory"], stim["triggers"], stalls.ready(0), stalls.ready(1))
+    link = trace.empty("link_packets", len(run.packets))
+    for i, col in enumerate(link.dtype.names):
+        link[col] = run.packets[:, i]
+    status = trace.empty("dma_status", len(run.statuses))
+    for i, col in enumerate(status.dtype.names):
+        status[col] = run.statuses[:, i]
+    return {"link": link, "status": status}, run.cycles
 
 
 def _rtl(p: DmaParams, stim: trace.Trace, stalls: Stalls, work: Path, waves: bool

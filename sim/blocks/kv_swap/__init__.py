@@ -121,21 +121,36 @@ def _timed(statuses, dev_cmds, host_cmds) -> dict[str, np.ndarray]:
 
 
 def _model(p: KvSwapParams, stim: trace.Trace, stalls: Stalls) -> tuple[dict[str, np.ndarray], int]:
-    from sim.blocks.kv_swap.model import HostLinkModel, SimpleMemoryModel, run_kv_swap
+    """The compiled replay (`sim.blocks.kv_swap.model.replay_arrays`) on the stimulus' columns."""
+    from sim.blocks.kv_swap.model import replay_arrays
 
     dev_mem, host_mem, overhead = _env(p, stim)
     dev_image, host_image = _images(p, stim)
-    dev = SimpleMemoryModel(dev_mem, dict(enumerate(dev_image.tolist())))
-    host = HostLinkModel(host_mem, overhead, dict(enumerate(host_image.tolist())))
-    runs, aborts = _replay_inputs(stim)
-    res = run_kv_swap(p, dev, host, runs, aborts, stalls.ready(0).as_model_ready())
-    while not (dev.idle() and host.idle()):  # writes still queued in the memories land (the RTL reads back later)
-        dev.step()
-        host.step()
-    tables = _timed(res.statuses, res.dev_cmds, res.host_cmds)
+    storage = []
+    for mem, image in ((dev_mem, dev_image), (host_mem, host_image)):
+        words = np.zeros(1 << mem.size_log2, dtype=np.int64)
+        words[:len(image)] = image
+        storage.append(words)
+    r = stim["runs"]
+    runs = np.stack([r[c].astype(np.int64) for c in ("cycle", "tag", "direction", "src", "dst", "count", "last")],
+                    axis=1) if len(r) else np.zeros((0, 7), dtype=np.int64)
+    a = stim["aborts"]
+    aborts = np.stack([a["cycle"].astype(np.int64), a["tag"].astype(np.int64)], axis=1) if len(a) else \
+        np.zeros((0, 2), dtype=np.int64)
+    # Drained: writes still queued in the memories land (the RTL reads back later).
+    res = replay_arrays(p, dev_mem, host_mem, overhead, storage[0], storage[1], runs, aborts,
+                        stalls.ready(0).as_model_ready(), drain=True)
+    st = trace.empty("kv_swap_statuses", len(res.statuses))
+    st["cycle"], st["tag"], st["error"] = res.statuses[:, 0], res.statuses[:, 1], res.statuses[:, 2]
+    tables = {"statuses": st}
+    for name, cmds in (("dev_writes", res.dev_cmds), ("host_writes", res.host_cmds)):
+        cmds = cmds[cmds[:, 2] != 0]
+        w = trace.empty("kv_swap_writes", len(cmds))
+        w["cycle"], w["addr"], w["data"] = cmds[:, 0], cmds[:, 1], cmds[:, 3]
+        tables[name] = w
     return tables | {
-        "dev_memory": _words([dev.read_word(a) for a in range(len(dev_image))]),
-        "host_memory": _words([host.read_word(a) for a in range(len(host_image))]),
+        "dev_memory": _words(storage[0][:len(dev_image)]),
+        "host_memory": _words(storage[1][:len(host_image)]),
         "counters": _counters(res.bad_aborts, int(res.bad_aborts > 0)),  # the model's abort_err: bad_aborts > 0
     }, res.cycles
 

@@ -11,20 +11,44 @@ Port objects given to the model have ``offer(addr, write, data, burst) -> bool``
 cycle; returns whether it was accepted), ``rsp_valid``, ``rsp_data``, ``pop_rsp`` and ``step``: use
 `SimpleMemoryModel` for the device side and `HostLinkModel` for the host side; the caller steps them after the
 controller each cycle.
+
+One statement of the rules, two ways to run it. The controller's rules are `kv_cycle` (one clock) over a state
+vector (``K_*`` slots) and four rings (request table, run FIFOs, header FIFO, status FIFO); the host link's are
+`link_offer` / `link_step` over a link vector (``L_*``); the memory's are `sim.blocks.memory.model`'s ``mem_*``.
+All are `numba.extending.register_jitable`: plain Python when `KvSwapModel.cycle` and `HostLinkModel` call them on
+lists (composed users step those classes with their own port objects), compiled when `run_kv_swap` replays a
+whole trace in the `_replay` kernel (controller, both memories and the link, one loop on arrays; with a
+`sim.core.stimulus.ReadyPattern` or no status backpressure, ports of exactly these two classes and storage that
+fits `DENSE_WORDS`; otherwise it steps the classes).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
+from numba.extending import register_jitable
 
 from hw.kv_swap import BAD_ABORT_BITS, KvSwapParams, SwapDir, SwapError
 from hw.memory import MemoryParams
-from sim.blocks.memory.model import SimpleMemoryModel
+from sim.blocks.memory.model import (
+    SimpleMemoryModel,
+    mem_cmd_ready,
+    mem_idle,
+    mem_pop,
+    mem_push,
+    mem_rsp_data,
+    mem_rsp_valid,
+    mem_state,
+    mem_step,
+)
+from sim.core.fast import ready_nb
+from sim.core.stimulus import ReadyPattern
+
+DENSE_WORDS = 1 << 22  # `run_kv_swap` compiles the replay when each memory's storage (2**size_log2 words) fits
 
 
 @dataclass(frozen=True)
@@ -39,44 +63,65 @@ class Run:
     last: bool
 
 
+# --- the host link's rules ------------------------------------------------------------------------------------
+# Link vector: the per-burst overhead, the cycles of it served, whether the current burst's first command has
+# paid it, and this cycle's events (the first command was refused for the overhead / a command was accepted).
+L_OVERHEAD, L_COUNT, L_CHARGED, L_TICK, L_FIRE = range(5)
+L_N = 5
+
+
+def link_state(overhead_cycles: int) -> list[int]:
+    ls = [0] * L_N
+    ls[L_OVERHEAD] = overhead_cycles
+    return ls
+
+
+@register_jitable
+def link_offer(ls, ms, addr, write, data, burst):
+    """A command offered through the link this cycle (``burst``: words, on a burst's first command, else 0);
+    returns whether the memory took it. A link with overhead 0 is the memory's port itself."""
+    if ls[L_OVERHEAD] != 0 and burst != 0 and ls[L_CHARGED] == 0:
+        ls[L_TICK] = 1
+        return False
+    if mem_cmd_ready(ms):
+        mem_push(ms, addr, write, data)
+        ls[L_FIRE] = 1
+        return True
+    return False
+
+
+@register_jitable
+def link_step(ls):
+    """End of the cycle (before the memory's `mem_step`)."""
+    if ls[L_TICK]:
+        if ls[L_COUNT] == ls[L_OVERHEAD] - 1:
+            ls[L_CHARGED] = 1
+            ls[L_COUNT] = 0
+        else:
+            ls[L_COUNT] += 1
+    if ls[L_FIRE]:
+        ls[L_CHARGED] = 0
+    ls[L_TICK] = 0
+    ls[L_FIRE] = 0
+
+
 class HostLinkModel(SimpleMemoryModel):
     """The host link (per-burst overhead gate) in front of a `SimpleMemoryModel` (the host memory)."""
 
     def __init__(self, params: MemoryParams, overhead_cycles: int, storage: dict[int, int] | None = None) -> None:
         super().__init__(params, storage)
-        self.overhead = overhead_cycles
-        self.count = 0
-        self.charged = False
-        self._tick = False
-        self._fire = False
+        self._ls = link_state(overhead_cycles)
+
+    @property
+    def overhead(self) -> int:
+        return self._ls[L_OVERHEAD]
 
     def offer(self, addr: int, write: int, data: int, burst: int = 0) -> bool:
-        if self.overhead and burst and not self.charged:
-            self._tick = True
-            return False
-        if super().offer(addr, write, data):
-            self._fire = True
-            return True
-        return False
+        return link_offer(self._ls, self._ms, addr, write, data, burst)
 
     def step(self) -> None:
-        if self._tick:
-            if self.count == self.overhead - 1:
-                self.charged, self.count = True, 0
-            else:
-                self.count += 1
-        if self._fire:
-            self.charged = False
-        self._tick = self._fire = False
+        link_step(self._ls)
         super().step()
-
-
-@dataclass
-class _Slot:
-    tag: int
-    complete: bool = False
-    dead: bool = False
-    nruns: int = 0
 
 
 @dataclass
@@ -92,222 +137,470 @@ class SwapRun:
     run_accepts: list[int] = field(default_factory=list)  # cycle each run was accepted (model only)
 
 
+# --- the controller's rules -----------------------------------------------------------------------------------
+# State vector: parameters, then registers. Rings (flat, one row per entry):
+#   ``slots``  request tables, row (dir * queue_depth + slot): valid, tag, complete, dead, nruns;
+#   ``rf``     run FIFOs, row (dir * run_depth + i): src, dst, count, last;
+#   ``hd``     header FIFO (one per read in flight, ``outstanding`` rows): dst, burst, last, tag, dir;
+#   ``sf``     status FIFO (``status_depth`` rows): tag, error.
+(K_QD, K_RD, K_OUT, K_SD, K_MB, K_SH, K_DEVB, K_HOSTB, K_BADMAX,
+ K_HEAD, K_TAIL, K_COUNT, K_RHEAD, K_RN,  # two each (per direction)
+ ) = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 15, 17)
+(K_HHEAD, K_HN, K_SHEAD, K_SN, K_ACTIVE, K_EDIR, K_EDEAD, K_ETAG, K_ERUNS, K_SEG_SRC, K_SEG_DST, K_SEG_LEFT,
+ K_SEG_LAST, K_BLEFT, K_BLEN, K_BSRC, K_BDST, K_BFIRST, K_BFINAL, K_LASTDIR, K_INREQ, K_CURDIR, K_CURSLOT,
+ K_CURTAG, K_CURERR, K_CURNRUNS, K_ERRP, K_ERRP_TAG, K_ERRP_ERR, K_ABP, K_ABP_TAG, K_ABORT_ERR,
+ K_BAD_ABORTS) = range(19, 52)
+K_N = 52
+S_W, R_W, H_W, F_W = 5, 4, 5, 2  # row widths of slots, rf, hd, sf
+# Per-cycle events `kv_cycle` reports: a status left, the device / host command accepted.
+E_ST, E_ST_TAG, E_ST_ERR, E_DEV, E_DEV_ADDR, E_DEV_WRITE, E_DEV_DATA, E_DEV_BURST = range(8)
+E_HOST, E_HOST_ADDR, E_HOST_WRITE, E_HOST_DATA, E_HOST_BURST = range(8, 13)
+E_N = 13
+_OUT, _IN = int(SwapDir.OUT), int(SwapDir.IN)
+_OK, _ABORTED, _ZERO, _RANGE, _QFULL = (int(SwapError.OK), int(SwapError.ABORTED), int(SwapError.ZERO_COUNT),
+                                         int(SwapError.OUT_OF_RANGE), int(SwapError.QUEUE_FULL))
+
+
+def kv_state(p: KvSwapParams) -> tuple[list[int], list[int], list[int], list[int], list[int]]:
+    """Reset state: ``(ks, slots, rf, hd, sf)`` as lists (``np.array(..., np.int64)`` of each for a kernel)."""
+    ks = [0] * K_N
+    ks[K_QD], ks[K_RD], ks[K_OUT], ks[K_SD] = p.queue_depth, p.run_depth, p.outstanding, p.status_depth
+    ks[K_MB], ks[K_SH], ks[K_DEVB], ks[K_HOSTB] = p.max_burst_blocks, p.word_shift, p.dev_blocks, p.host_blocks
+    ks[K_BADMAX] = (1 << BAD_ABORT_BITS) - 1
+    return ks, [0] * (2 * p.queue_depth * S_W), [0] * (2 * p.run_depth * R_W), [0] * (p.outstanding * H_W), \
+        [0] * (p.status_depth * F_W)
+
+
+@register_jitable
+def kv_idle(ks):
+    return (ks[K_INREQ] == 0 and ks[K_COUNT] == 0 and ks[K_COUNT + 1] == 0 and ks[K_ACTIVE] == 0
+            and ks[K_HN] == 0 and ks[K_SN] == 0 and ks[K_ERRP] == 0 and ks[K_ABP] == 0)
+
+
+@register_jitable
+def _kv_finish(ks, slots):
+    """The engine is done with the request at its direction's head."""
+    d = ks[K_EDIR]
+    qd = ks[K_QD]
+    slots[(d * qd + ks[K_HEAD + d]) * S_W] = 0
+    h = ks[K_HEAD + d] + 1
+    ks[K_HEAD + d] = 0 if h == qd else h
+    ks[K_COUNT + d] -= 1
+    ks[K_ACTIVE] = 0
+
+
+@register_jitable
+def _kv_status_push(ks, sf, tag, err):
+    sd = ks[K_SD]
+    tail = ks[K_SHEAD] + ks[K_SN]
+    if tail >= sd:
+        tail -= sd
+    sf[tail * F_W] = tag
+    sf[tail * F_W + 1] = err
+    ks[K_SN] += 1
+
+
+@register_jitable
+def kv_cycle(ks, slots, rf, hd, sf, dls, dms, drsp, hls, hms, hrsp, run_valid, r_tag, r_dir, r_src, r_dst,
+             r_count, r_last, abort_valid, abort_tag, status_ready, ev):
+    """One clock of the controller with a run (``run_valid``: ``r_*``) and an abort offered; the ports are the
+    device memory (``d*``) and the host link (``h*``: link vector, memory state, response ring). Fills ``ev``
+    (``E_*``) and returns ``run taken | abort taken << 1``. The caller steps the ports afterwards."""
+    qd, rd, sd = ks[K_QD], ks[K_RD], ks[K_SD]
+    n_statuses, n_headers = ks[K_SN], ks[K_HN]
+    n_runs0, n_runs1 = ks[K_RN], ks[K_RN + 1]
+    count0_0, count0_1 = ks[K_COUNT], ks[K_COUNT + 1]
+    err_pending0, abort_pending0 = ks[K_ERRP] != 0, ks[K_ABP] != 0
+    for k in range(E_N):
+        ev[k] = 0
+    push_tag = push_err = -1
+
+    # Status output.
+    if n_statuses and status_ready:
+        h = ks[K_SHEAD]
+        ev[E_ST], ev[E_ST_TAG], ev[E_ST_ERR] = 1, sf[h * F_W], sf[h * F_W + 1]
+        h += 1
+        ks[K_SHEAD] = 0 if h == sd else h
+        ks[K_SN] -= 1
+
+    # Write side.
+    wrote_port = -1
+    push_done = False
+    if n_headers:
+        h = ks[K_HHEAD] * H_W
+        dst, burst, last, tag, hdir = hd[h], hd[h + 1], hd[h + 2], hd[h + 3], hd[h + 4]
+        wr = 0 if hdir == _IN else 1  # an IN burst reads the host and writes the device
+        rms = hms if wr == 0 else dms
+        rrsp = hrsp if wr == 0 else drsp
+        if mem_rsp_valid(rms) and (last == 0 or n_statuses < sd):
+            data = mem_rsp_data(rms, rrsp)
+            wrote_port = wr
+            took = link_offer(dls, dms, dst, 1, data, burst) if wr == 0 else link_offer(hls, hms, dst, 1, data, burst)
+            if took:
+                mem_pop(rms)
+                hh = ks[K_HHEAD] + 1
+                ks[K_HHEAD] = 0 if hh == ks[K_OUT] else hh
+                ks[K_HN] -= 1
+                e = E_DEV if wr == 0 else E_HOST
+                ev[e], ev[e + 1], ev[e + 2], ev[e + 3], ev[e + 4] = 1, dst, 1, data, burst
+                if last:
+                    push_done = True
+                    push_tag, push_err = tag, _OK
+    push_errp = ks[K_ERRP] != 0 and not push_done and n_statuses < sd
+    if push_errp:
+        push_tag, push_err = ks[K_ERRP_TAG], ks[K_ERRP_ERR]
+        ks[K_ERRP] = 0
+    if ks[K_ABP] != 0 and not push_done and not push_errp and n_statuses < sd:
+        push_tag, push_err = ks[K_ABP_TAG], _ABORTED
+        ks[K_ABP] = 0
+
+    # Engine start decision (needed by the abort search).
+    run_in = count0_1 != 0 and slots[(qd + ks[K_HEAD + 1]) * S_W + 2] != 0
+    run_out = count0_0 != 0 and slots[ks[K_HEAD] * S_W + 2] != 0
+    pick = _IN if run_in else _OUT
+    start = ks[K_ACTIVE] == 0 and (run_in or run_out) and (n_headers == 0 or pick == ks[K_LASTDIR])
+
+    # Aborts (start-of-cycle table).
+    abort_taken = abort_valid != 0 and not abort_pending0
+    if abort_taken:
+        hit = -1
+        for d in (_IN, _OUT):
+            for s in range(qd):
+                row = (d * qd + s) * S_W
+                owned = s == ks[K_HEAD + d] and ((ks[K_ACTIVE] != 0 and ks[K_EDIR] == d) or (start and pick == d))
+                if slots[row] != 0 and slots[row + 2] != 0 and slots[row + 3] == 0 and not owned \
+                        and slots[row + 1] == abort_tag:
+                    hit = row
+                    break
+            if hit >= 0:
+                break
+        if hit < 0:
+            ks[K_ABORT_ERR] = 1
+            ks[K_BAD_ABORTS] = min(ks[K_BAD_ABORTS] + 1, ks[K_BADMAX])
+        else:
+            slots[hit + 3] = 1
+            ks[K_ABP], ks[K_ABP_TAG] = 1, abort_tag
+
+    # Engine.
+    new_header = False
+    nh_dst = nh_burst = nh_last = nh_tag = nh_dir = 0
+    if start:
+        row = (pick * qd + ks[K_HEAD + pick]) * S_W
+        ks[K_ACTIVE], ks[K_EDIR], ks[K_LASTDIR] = 1, pick, pick
+        ks[K_EDEAD], ks[K_ETAG], ks[K_ERUNS] = slots[row + 3], slots[row + 1], slots[row + 4]
+        ks[K_SEG_SRC] = ks[K_SEG_DST] = ks[K_SEG_LEFT] = ks[K_SEG_LAST] = 0
+        ks[K_BLEFT] = 0
+    elif ks[K_ACTIVE] != 0:
+        d = ks[K_EDIR]
+        n_runs_d = n_runs0 if d == 0 else n_runs1
+        fh = (d * rd + ks[K_RHEAD + d]) * R_W  # the run FIFO's head row
+        if ks[K_EDEAD] != 0:
+            if n_runs_d:
+                _kv_run_pop(ks, d)
+                ks[K_ERUNS] -= 1
+                if ks[K_ERUNS] == 0:
+                    _kv_finish(ks, slots)
+        elif ks[K_BLEFT]:
+            if n_headers < ks[K_OUT]:
+                if d == wrote_port:  # the RTL never reads and writes one port in a cycle
+                    raise AssertionError("a port was read and written in one cycle")
+                burst = ks[K_BLEN] if ks[K_BFIRST] != 0 else 0
+                took = link_offer(dls, dms, ks[K_BSRC], 0, 0, burst) if d == _OUT else \
+                    link_offer(hls, hms, ks[K_BSRC], 0, 0, burst)
+                if took:
+                    last = ks[K_BFINAL] != 0 and ks[K_BLEFT] == 1
+                    new_header = True
+                    nh_dst, nh_burst, nh_last, nh_tag, nh_dir = ks[K_BDST], burst, int(last), ks[K_ETAG], d
+                    e = E_DEV if d == _OUT else E_HOST
+                    ev[e], ev[e + 1], ev[e + 2], ev[e + 3], ev[e + 4] = 1, ks[K_BSRC], 0, 0, burst
+                    ks[K_BSRC] += 1
+                    ks[K_BDST] += 1
+                    ks[K_BLEFT] -= 1
+                    ks[K_BFIRST] = 0
+                    if last:
+                        _kv_finish(ks, slots)
+        else:
+            src, dst, left, seg_last = ks[K_SEG_SRC], ks[K_SEG_DST], ks[K_SEG_LEFT], ks[K_SEG_LAST]
+            mb = ks[K_MB]
+            if left == 0:
+                if n_runs_d:
+                    ks[K_SEG_SRC], ks[K_SEG_DST], ks[K_SEG_LEFT], ks[K_SEG_LAST] = rf[fh], rf[fh + 1], rf[fh + 2], \
+                        rf[fh + 3]
+                    _kv_run_pop(ks, d)
+            elif left < mb and seg_last == 0 and n_runs_d and rf[fh] == src + left and rf[fh + 1] == dst + left:
+                ks[K_SEG_LEFT], ks[K_SEG_LAST] = left + rf[fh + 2], rf[fh + 3]
+                _kv_run_pop(ks, d)
+            else:
+                n = min(left, mb)
+                sh = ks[K_SH]
+                ks[K_BLEFT] = ks[K_BLEN] = n << sh
+                ks[K_BSRC], ks[K_BDST] = src << sh, dst << sh
+                ks[K_BFIRST], ks[K_BFINAL] = 1, int(seg_last != 0 and left <= mb)
+                ks[K_SEG_SRC], ks[K_SEG_DST], ks[K_SEG_LEFT] = src + n, dst + n, left - n
+
+    # Ingest.
+    run_taken = False
+    if run_valid:
+        in_req = ks[K_INREQ] != 0
+        d = ks[K_CURDIR] if in_req else r_dir
+        store = not in_req or ks[K_CURNRUNS] < rd
+        room = (n_runs0 if d == 0 else n_runs1) < rd
+        run_taken = not err_pending0 and (in_req or (count0_0 if d == 0 else count0_1) < qd) and (not store or room)
+        if run_taken:
+            src_pool, dst_pool = (ks[K_DEVB], ks[K_HOSTB]) if d == _OUT else (ks[K_HOSTB], ks[K_DEVB])
+            err = _OK
+            if r_count == 0:
+                err = _ZERO
+            elif r_src + r_count > src_pool or r_dst + r_count > dst_pool:
+                err = _RANGE
+            if err == _OK and not store:
+                err = _QFULL
+            first_err = ks[K_CURERR] if in_req and ks[K_CURERR] != _OK else err
+            nr_new = (ks[K_CURNRUNS] if in_req else 0) + int(store)
+            if store:
+                tail = ks[K_RHEAD + d] + ks[K_RN + d]
+                if tail >= rd:
+                    tail -= rd
+                row = (d * rd + tail) * R_W
+                rf[row], rf[row + 1], rf[row + 2], rf[row + 3] = r_src, r_dst, r_count, int(r_last != 0)
+                ks[K_RN + d] += 1
+            if not in_req:
+                slot = ks[K_TAIL + d]
+                row = (d * qd + slot) * S_W
+                slots[row], slots[row + 1], slots[row + 2], slots[row + 3], slots[row + 4] = 1, r_tag, 0, 0, 0
+                ks[K_TAIL + d] = 0 if slot + 1 == qd else slot + 1
+                ks[K_COUNT + d] += 1
+                ks[K_CURDIR], ks[K_CURSLOT], ks[K_CURTAG] = d, slot, r_tag
+            row = (d * qd + ks[K_CURSLOT]) * S_W
+            slots[row + 4] = nr_new
+            if r_last:
+                slots[row + 2], slots[row + 3] = 1, int(first_err != _OK)
+                ks[K_INREQ] = 0
+                if first_err != _OK:
+                    ks[K_ERRP], ks[K_ERRP_TAG], ks[K_ERRP_ERR] = 1, ks[K_CURTAG], first_err
+            else:
+                ks[K_INREQ], ks[K_CURERR], ks[K_CURNRUNS] = 1, first_err, nr_new
+
+    if new_header:
+        out = ks[K_OUT]
+        tail = ks[K_HHEAD] + ks[K_HN]
+        if tail >= out:
+            tail -= out
+        row = tail * H_W
+        hd[row], hd[row + 1], hd[row + 2], hd[row + 3], hd[row + 4] = nh_dst, nh_burst, nh_last, nh_tag, nh_dir
+        ks[K_HN] += 1
+    if push_tag >= 0:
+        _kv_status_push(ks, sf, push_tag, push_err)
+    return int(run_taken) | (int(abort_taken) << 1)
+
+
+@register_jitable
+def _kv_run_pop(ks, d):
+    h = ks[K_RHEAD + d] + 1
+    ks[K_RHEAD + d] = 0 if h == ks[K_RD] else h
+    ks[K_RN + d] -= 1
+
+
 class KvSwapModel:
-    """Cycle-exact model of `hw.kv_swap.KvSwapController` (see the RTL's docstring for the contract)."""
+    """Cycle-exact model of `hw.kv_swap.KvSwapController` (see the RTL's docstring for the contract): `kv_cycle`
+    on lists, with the port objects' own state (a `SimpleMemoryModel` or a `HostLinkModel` on each side)."""
 
     def __init__(self, params: KvSwapParams) -> None:
-        self.p = p = params
-        qd = p.queue_depth
-        self.slots: list[list[_Slot | None]] = [[None] * qd, [None] * qd]
-        self.head = [0, 0]
-        self.tail = [0, 0]
-        self.count = [0, 0]
-        self.runs: list[deque[tuple[int, int, int, bool]]] = [deque(), deque()]
-        self.headers: deque[tuple[int, int, bool, int, int]] = deque()  # dst, burst, last, tag, dir
-        self.statuses: deque[tuple[int, int]] = deque()
-        # engine
-        self.active = False
-        self.e_dir = 0
-        self.e_dead = False
-        self.e_tag = 0
-        self.e_runs = 0
-        self.seg = [0, 0, 0, False]  # src, dst, left, last
-        self.b_left = self.b_len = self.b_src = self.b_dst = 0
-        self.b_first = self.b_final = False
-        self.last_dir = 0
-        # ingest
-        self.in_req = False
-        self.cur_dir = self.cur_slot = self.cur_tag = self.cur_err = self.cur_nruns = 0
-        self.err_pending: tuple[int, int] | None = None
-        # aborts
-        self.abort_pending: int | None = None
-        self.abort_err = False
-        self.bad_aborts = 0
+        self.p = params
+        self._ks, self._slots, self._rf, self._hd, self._sf = kv_state(params)
+        self._ev = [0] * E_N
+        self._plain = link_state(0)  # the link vector of a port without a link (overhead 0: the memory itself)
+
+    @property
+    def bad_aborts(self) -> int:
+        return self._ks[K_BAD_ABORTS]
+
+    @property
+    def abort_err(self) -> bool:
+        return bool(self._ks[K_ABORT_ERR])
 
     def idle(self) -> bool:
-        return (not self.in_req and self.count == [0, 0] and not self.active and not self.headers
-                and not self.statuses and self.err_pending is None and self.abort_pending is None)
-
-    def _range_error(self, d: int, r: Run) -> int:
-        p = self.p
-        src_pool, dst_pool = (p.dev_blocks, p.host_blocks) if d == SwapDir.OUT else (p.host_blocks, p.dev_blocks)
-        if r.count == 0:
-            return SwapError.ZERO_COUNT
-        if r.src + r.count > src_pool or r.dst + r.count > dst_pool:
-            return SwapError.OUT_OF_RANGE
-        return SwapError.OK
+        return kv_idle(self._ks)
 
     def cycle(self, t: int, dev, host, run: Run | None, abort: int | None, status_ready: bool,
               out: SwapRun) -> tuple[bool, bool]:
         """Advance one cycle with ``run``/``abort`` offered (or None); return whether each was taken."""
-        p = self.p
-        qd = p.queue_depth
-        n_statuses, n_headers = len(self.statuses), len(self.headers)
-        n_runs = [len(self.runs[0]), len(self.runs[1])]
-        count0 = list(self.count)
-        err_pending0, abort_pending0 = self.err_pending is not None, self.abort_pending is not None
-        pushes: list[tuple[int, int]] = []
-
-        # Status output.
-        if n_statuses and status_ready:
-            tag, err = self.statuses.popleft()
-            out.statuses.append((t, tag, err))
-
-        # Write side.
-        ports = {SwapDir.OUT: dev, SwapDir.IN: host}
-        wrote_port = None
-        push_done = False
-        if n_headers:
-            dst, burst, last, tag, hdir = self.headers[0]
-            rsp, wr = (host, dev) if hdir == SwapDir.IN else (dev, host)
-            if rsp.rsp_valid() and (not last or n_statuses < p.status_depth):
-                data = rsp.rsp_data()
-                wrote_port = wr
-                if wr.offer(dst, 1, data, burst):
-                    rsp.pop_rsp()
-                    self.headers.popleft()
-                    self._log(out, t, wr is host, dst, 1, data, burst)
-                    if last:
-                        push_done = True
-                        pushes.append((tag, int(SwapError.OK)))
-        push_err = self.err_pending is not None and not push_done and n_statuses < p.status_depth
-        if push_err:
-            pushes.append(self.err_pending)
-            self.err_pending = None
-        if self.abort_pending is not None and not push_done and not push_err and n_statuses < p.status_depth:
-            pushes.append((self.abort_pending, int(SwapError.ABORTED)))
-            self.abort_pending = None
-
-        # Engine start decision (needed by the abort search).
-        runnable = [self.count[d] != 0 and self.slots[d][self.head[d]].complete for d in (0, 1)]
-        pick = SwapDir.IN if runnable[SwapDir.IN] else SwapDir.OUT
-        start = not self.active and any(runnable) and (n_headers == 0 or pick == self.last_dir)
-
-        # Aborts (start-of-cycle table).
-        abort_taken = abort is not None and not abort_pending0
-        if abort_taken:
-            hit = None
-            for d in (SwapDir.IN, SwapDir.OUT):
-                for s in range(qd):
-                    e = self.slots[d][s]
-                    owned = s == self.head[d] and ((self.active and self.e_dir == d) or (start and pick == d))
-                    if e is not None and e.complete and not e.dead and not owned and e.tag == abort:
-                        hit = (d, s)
-                        break
-                if hit:
-                    break
-            if hit is None:
-                self.abort_err = True
-                self.bad_aborts = min(self.bad_aborts + 1, (1 << BAD_ABORT_BITS) - 1)
-            else:
-                self.slots[hit[0]][hit[1]].dead = True
-                self.abort_pending = abort
-
-        # Engine.
-        new_header = None
-        if start:
-            e = self.slots[pick][self.head[pick]]
-            self.active, self.e_dir, self.last_dir = True, int(pick), int(pick)
-            self.e_dead, self.e_tag, self.e_runs = e.dead, e.tag, e.nruns
-            self.seg = [0, 0, 0, False]
-            self.b_left = 0
-        elif self.active:
-            d = self.e_dir
-            fifo = self.runs[d]
-            if self.e_dead:
-                if n_runs[d]:
-                    fifo.popleft()
-                    self.e_runs -= 1
-                    if self.e_runs == 0:
-                        self._finish()
-            elif self.b_left:
-                if n_headers < p.outstanding:
-                    port = ports[d]
-                    assert port is not wrote_port, "a port was read and written in one cycle"
-                    burst = self.b_len if self.b_first else 0
-                    if port.offer(self.b_src, 0, 0, burst):
-                        last = self.b_final and self.b_left == 1
-                        new_header = (self.b_dst, burst, last, self.e_tag, d)
-                        self._log(out, t, port is host, self.b_src, 0, 0, burst)
-                        self.b_src += 1
-                        self.b_dst += 1
-                        self.b_left -= 1
-                        self.b_first = False
-                        if last:
-                            self._finish()
-            else:
-                src, dst, left, seg_last = self.seg
-                mb = p.max_burst_blocks
-                if left == 0:
-                    if n_runs[d]:
-                        self.seg = list(fifo.popleft())
-                elif left < mb and not seg_last and n_runs[d] and fifo[0][0] == src + left and \
-                        fifo[0][1] == dst + left:
-                    r = fifo.popleft()
-                    self.seg = [src, dst, left + r[2], r[3]]
-                else:
-                    n = min(left, mb)
-                    sh = p.word_shift
-                    self.b_left = self.b_len = n << sh
-                    self.b_src, self.b_dst = src << sh, dst << sh
-                    self.b_first, self.b_final = True, seg_last and left <= mb
-                    self.seg = [src + n, dst + n, left - n, seg_last]
-
-        # Ingest.
-        run_taken = False
-        if run is not None:
-            d = self.cur_dir if self.in_req else run.direction
-            store = not self.in_req or self.cur_nruns < p.run_depth
-            room = n_runs[d] < p.run_depth
-            run_taken = not err_pending0 and (self.in_req or count0[d] < qd) and (not store or room)
-        if run_taken:
-            err = self._range_error(d, run)
-            if err == SwapError.OK and not store:
-                err = SwapError.QUEUE_FULL
-            first_err = self.cur_err if self.in_req and self.cur_err != SwapError.OK else int(err)
-            nr_new = (self.cur_nruns if self.in_req else 0) + int(store)
-            if store:
-                self.runs[d].append((run.src, run.dst, run.count, bool(run.last)))
-            if not self.in_req:
-                slot = self.tail[d]
-                self.slots[d][slot] = _Slot(tag=run.tag)
-                self.tail[d] = (slot + 1) % qd
-                self.count[d] += 1
-                self.cur_dir, self.cur_slot, self.cur_tag = d, slot, run.tag
-            e = self.slots[d][self.cur_slot]
-            e.nruns = nr_new
-            if run.last:
-                e.complete, e.dead = True, first_err != SwapError.OK
-                self.in_req = False
-                if first_err != SwapError.OK:
-                    self.err_pending = (self.cur_tag, first_err)
-            else:
-                self.in_req, self.cur_err, self.cur_nruns = True, first_err, nr_new
-
-        if new_header is not None:
-            self.headers.append(new_header)
-        self.statuses.extend(pushes)
-        return run_taken, abort_taken
-
-    def _finish(self) -> None:
-        d = self.e_dir
-        self.slots[d][self.head[d]] = None
-        self.head[d] = (self.head[d] + 1) % self.p.queue_depth
-        self.count[d] -= 1
-        self.active = False
-
-    @staticmethod
-    def _log(out: SwapRun, t: int, is_host: bool, addr: int, write: int, data: int, burst: int) -> None:
-        if is_host:
-            out.host_cmds.append((t, addr, write, data, burst))
+        ev = self._ev
+        dls, hls = getattr(dev, "_ls", self._plain), getattr(host, "_ls", self._plain)
+        if run is None:
+            taken = kv_cycle(self._ks, self._slots, self._rf, self._hd, self._sf, dls, dev._ms, dev._rsp, hls,
+                             host._ms, host._rsp, 0, 0, 0, 0, 0, 0, 0, abort is not None,
+                             0 if abort is None else abort, status_ready, ev)
         else:
-            out.dev_cmds.append((t, addr, write, data))
+            taken = kv_cycle(self._ks, self._slots, self._rf, self._hd, self._sf, dls, dev._ms, dev._rsp, hls,
+                             host._ms, host._rsp, 1, run.tag, run.direction, run.src, run.dst, run.count,
+                             int(run.last), abort is not None, 0 if abort is None else abort, status_ready, ev)
+        if ev[E_ST]:
+            out.statuses.append((t, ev[E_ST_TAG], ev[E_ST_ERR]))
+        if ev[E_DEV]:
+            out.dev_cmds.append((t, ev[E_DEV_ADDR], ev[E_DEV_WRITE], ev[E_DEV_DATA]))
+        if ev[E_HOST]:
+            out.host_cmds.append((t, ev[E_HOST_ADDR], ev[E_HOST_WRITE], ev[E_HOST_DATA], ev[E_HOST_BURST]))
+        return bool(taken & 1), bool(taken & 2)
+
+
+# --- the compiled replay --------------------------------------------------------------------------------------
+
+@numba.njit(cache=True)
+def _replay(ks, slots, rf, hd, sf, dls, dms, dq, dpipe, drsp, dwords, hls, hms, hq, hpipe, hrsp, hwords,
+            runs, aborts, ready_mode, ready_seed, ready_threshold, max_cycles, drain, st_out, dev_out, host_out,
+            accepts):
+    """`run_kv_swap`'s loop, compiled: runs (rows: cycle, tag, dir, src, dst, count, last) and aborts (rows:
+    cycle, tag) offered in order from their cycles, both ports stepped after the controller each cycle; with
+    ``drain``, the memories are stepped on until idle once the controller is. Logs go to the ``*_out`` rows;
+    returns ``(cycles or -1 if not done within max_cycles, statuses, device commands, host commands)``."""
+    ev = np.zeros(E_N, dtype=np.int64)
+    n_runs, n_aborts = runs.shape[0], aborts.shape[0]
+    i = j = n_st = n_dev = n_host = 0
+    for t in range(max_cycles):
+        if i == n_runs and j == n_aborts and kv_idle(ks):
+            if drain:
+                while not (mem_idle(dms) and mem_idle(hms)):
+                    link_step(dls)
+                    mem_step(dms, dq, dpipe, drsp, dwords)
+                    link_step(hls)
+                    mem_step(hms, hq, hpipe, hrsp, hwords)
+            return t, n_st, n_dev, n_host
+        rv = i < n_runs and runs[i, 0] <= t
+        av = j < n_aborts and aborts[j, 0] <= t
+        ready = True
+        if ready_mode == 1:
+            ready = ready_nb(t, ready_seed, ready_threshold)
+        if rv:
+            taken = kv_cycle(ks, slots, rf, hd, sf, dls, dms, drsp, hls, hms, hrsp, True, runs[i, 1], runs[i, 2],
+                             runs[i, 3], runs[i, 4], runs[i, 5], runs[i, 6], av, aborts[j, 1] if av else 0, ready,
+                             ev)
+        else:
+            taken = kv_cycle(ks, slots, rf, hd, sf, dls, dms, drsp, hls, hms, hrsp, False, 0, 0, 0, 0, 0, 0, av,
+                             aborts[j, 1] if av else 0, ready, ev)
+        if ev[E_ST]:
+            st_out[n_st, 0], st_out[n_st, 1], st_out[n_st, 2] = t, ev[E_ST_TAG], ev[E_ST_ERR]
+            n_st += 1
+        if ev[E_DEV]:
+            dev_out[n_dev, 0] = t
+            for k in range(4):
+                dev_out[n_dev, 1 + k] = ev[E_DEV_ADDR + k]
+            n_dev += 1
+        if ev[E_HOST]:
+            host_out[n_host, 0] = t
+            for k in range(4):
+                host_out[n_host, 1 + k] = ev[E_HOST_ADDR + k]
+            n_host += 1
+        if taken & 1:
+            accepts[i] = t
+            i += 1
+        if taken & 2:
+            j += 1
+        link_step(dls)
+        mem_step(dms, dq, dpipe, drsp, dwords)
+        link_step(hls)
+        mem_step(hms, hq, hpipe, hrsp, hwords)
+    return -1, n_st, n_dev, n_host
+
+
+@dataclass
+class ReplayArrays:
+    """The compiled replay's result: logs as int64 rows, final storages, cycles (see `replay_arrays`)."""
+
+    statuses: np.ndarray  # cycle, tag, error
+    dev_cmds: np.ndarray  # cycle, addr, write, data, burst
+    host_cmds: np.ndarray  # cycle, addr, write, data, burst
+    accepts: np.ndarray  # cycle each run was taken
+    cycles: int
+    bad_aborts: int
+
+
+class _Port:
+    """A memory (and its link) as arrays for `_replay`: from reset, or from a port object's state (``obj``)."""
+
+    def __init__(self, params: MemoryParams, overhead: int, words: np.ndarray, obj=None) -> None:
+        if obj is None:
+            ls, ms = link_state(overhead), mem_state(params)
+            q, pipe, rsp = [0] * (3 * params.queue_depth), [0] * (2 * params.rsp_depth), [0] * params.rsp_depth
+        else:
+            ls, ms, q, pipe, rsp = getattr(obj, "_ls", link_state(0)), obj._ms, obj._q, obj._pipe, obj._rsp
+        self.ls, self.ms, self.q, self.pipe, self.rsp = (np.array(x, dtype=np.int64) for x in (ls, ms, q, pipe, rsp))
+        self.words = words
+
+    def args(self) -> tuple:
+        return self.ls, self.ms, self.q, self.pipe, self.rsp, self.words
+
+    def store(self, obj) -> None:
+        """Write the state back into a `SimpleMemoryModel` / `HostLinkModel` (storage included)."""
+        if hasattr(obj, "_ls"):
+            obj._ls[:] = self.ls.tolist()
+        obj._ms[:], obj._q[:], obj._pipe[:], obj._rsp[:] = (a.tolist() for a in (self.ms, self.q, self.pipe, self.rsp))
+        obj.mem.update(enumerate(self.words.tolist()))
+
+
+def replay_arrays(p: KvSwapParams, dev_mem: MemoryParams, host_mem: MemoryParams, overhead: int,
+                  dev_words: np.ndarray, host_words: np.ndarray, runs: np.ndarray, aborts: np.ndarray,
+                  status_ready: ReadyPattern | None = None, *, drain: bool = True, max_cycles: int = 10_000_000,
+                  ports: tuple[_Port, _Port] | None = None) -> ReplayArrays:
+    """The compiled replay from reset on arrays: ``dev_words``/``host_words`` are the memories' storages
+    (``2**size_log2`` int64 words each, updated in place), ``runs`` rows ``(cycle, tag, dir, src, dst, count,
+    last)``, ``aborts`` rows ``(cycle, tag)``; ``drain``: step the memories until idle after the last status;
+    ``ports``: start the memories from these states instead (`run_kv_swap`; ``overhead`` is then theirs)."""
+    dev, host = ports or (_Port(dev_mem, 0, dev_words), _Port(host_mem, overhead, host_words))
+    ks, slots, rf, hd, sf = (np.array(x, dtype=np.int64) for x in kv_state(p))
+    runs = np.ascontiguousarray(runs, dtype=np.int64).reshape(-1, 7)
+    aborts = np.ascontiguousarray(aborts, dtype=np.int64).reshape(-1, 2)
+    words = int(runs[:, 5].sum() if len(runs) else 0) * p.block_words  # each word: one command on each side
+    st_out = np.zeros((len(runs) + len(aborts), 3), dtype=np.int64)
+    dev_out, host_out = np.zeros((words, 5), dtype=np.int64), np.zeros((words, 5), dtype=np.int64)
+    accepts = np.zeros(len(runs), dtype=np.int64)
+    mode, seed, threshold = (0, 0, 0) if status_ready is None else (1, status_ready.seed, status_ready.threshold)
+    cycles, n_st, n_dev, n_host = _replay(ks, slots, rf, hd, sf, *dev.args(), *host.args(), runs, aborts, mode,
+                                          seed, threshold, max_cycles, drain, st_out, dev_out, host_out, accepts)
+    if cycles < 0:
+        raise RuntimeError(f"KV swap model did not finish within {max_cycles} cycles")
+    return ReplayArrays(st_out[:n_st], dev_out[:n_dev], host_out[:n_host], accepts, int(cycles),
+                        int(ks[K_BAD_ABORTS]))
+
+
+def _compiles(dev, host, status_ready) -> bool:
+    """Whether `run_kv_swap` can replay these ports in the compiled kernel."""
+    return (type(dev) is SimpleMemoryModel and type(host) in (HostLinkModel, SimpleMemoryModel)
+            and (status_ready is None or isinstance(status_ready, ReadyPattern))
+            and max(dev.p.size_log2, host.p.size_log2) <= DENSE_WORDS.bit_length() - 1)
+
+
+def _dense(m: SimpleMemoryModel) -> np.ndarray:
+    words = np.zeros(1 << m.p.size_log2, dtype=np.int64)
+    if m.mem:
+        a = np.fromiter(m.mem.keys(), dtype=np.int64, count=len(m.mem))
+        v = np.fromiter(m.mem.values(), dtype=np.int64, count=len(m.mem))
+        keep = (a >= 0) & (a <= m.mask)
+        words[a[keep]] = v[keep]
+    return words
 
 
 def run_kv_swap(params: KvSwapParams, dev: SimpleMemoryModel, host: HostLinkModel,
                 runs: Sequence[tuple[int, Run]], aborts: Sequence[tuple[int, int]] = (),
                 status_ready: Callable[[int], bool] | None = None, max_cycles: int = 10_000_000) -> SwapRun:
-    """Replay runs ``(available cycle, Run)`` and aborts ``(available cycle, tag)``, each stream in order."""
+    """Replay runs ``(available cycle, Run)`` and aborts ``(available cycle, tag)``, each stream in order; the
+    ports are left as the controller leaves them (callers step them on to let queued writes land).
+
+    Compiled (`replay_arrays`) when `_compiles` allows, else `KvSwapModel` stepped with the ports: one set of rules
+    either way (see the module docstring)."""
+    if _compiles(dev, host, status_ready):
+        ports = (_Port(dev.p, 0, _dense(dev), dev), _Port(host.p, 0, _dense(host), host))
+        rows = np.array([(c, r.tag, r.direction, r.src, r.dst, r.count, int(r.last)) for c, r in runs],
+                        dtype=np.int64).reshape(-1, 7)
+        res = replay_arrays(params, dev.p, host.p, 0, ports[0].words, ports[1].words, rows,
+                            np.array(list(aborts), dtype=np.int64).reshape(-1, 2), status_ready, drain=False,
+                            max_cycles=max_cycles, ports=ports)
+        ports[0].store(dev)
+        ports[1].store(host)
+        return SwapRun(statuses=[tuple(x) for x in res.statuses.tolist()],
+                       dev_cmds=[tuple(x[:4]) for x in res.dev_cmds.tolist()],
+                       host_cmds=[tuple(x) for x in res.host_cmds.tolist()], cycles=res.cycles,
+                       bad_aborts=res.bad_aborts, run_accepts=res.accepts.tolist())
     model = KvSwapModel(params)
     out = SwapRun()
     i = j = 0

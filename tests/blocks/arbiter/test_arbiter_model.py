@@ -87,7 +87,8 @@ def test_policy_order_in_one_cycle():
     model.lock = Requester.COMPUTE
     assert model.select([read, read], occupancy=16) == Requester.COMPUTE  # an unaccepted selection is held
     model.lock, model.count = None, 0
-    model.owners.extend([0] * ARB.max_reads)  # owner FIFO full: reads wait, writes still go
+    for _ in range(ARB.max_reads):  # owner FIFO full: reads wait, writes still go
+        model.push_owner(Requester.COMPUTE)
     assert model.select([read, write], occupancy=0) == Requester.COMM
     assert model.select([read, read], occupancy=0) is None
     rr = ArbiterModel(ARB, RR, threshold=0)
