@@ -1,7 +1,8 @@
 """T3's per-GPU device (`hw.t3_device.T3Device`: tracker, DMA, reducer, MCA arbiter) on every target.
 
 The device runs in front of `hw.memory.SimpleMemory` (the RTL harness `sim.blocks.t3_device.rtl`; the model
-`sim.blocks.t3_device.model`, a composition of the blocks' models).
+`sim.blocks.t3_device.model`, a composition of the blocks' rules: the ``model`` runner runs it compiled in one
+kernel, `model_stepped` through the stepped class the T3 co-simulation drives).
 
 Stimulus (kinds registered here):
 
@@ -81,8 +82,44 @@ def _reference(p: T3DeviceParams, stim: trace.Trace) -> dict[str, np.ndarray]:
     return device_reference(p, stim)
 
 
-def _model(p: T3DeviceParams, stim: trace.Trace, stalls: Stalls) -> tuple[dict[str, np.ndarray], int]:
+def _descriptors(stim: trace.Trace) -> dict:
     from sim.blocks.dma.model import Descriptor
+
+    return {int(r["index"]): Descriptor(src_addr=int(r["src_addr"]), dst_device=int(r["dst_device"]),
+                                        dst_addr=int(r["dst_addr"]), length=int(r["length"]), op=int(r["op"]),
+                                        tag=int(r["tag"]), valid=int(r["valid"])) for r in stim["descriptors"]}
+
+
+def _config(stim: trace.Trace) -> dict:
+    meta = stim.meta
+    return {"num_devices": int(meta["num_devices"]), "arb_mode": int(meta["arb_mode"]),
+            "arb_threshold": int(meta["arb_threshold"]), "arb_starvation": int(meta["arb_starvation"]),
+            "program": stim["program"], "descriptors": _descriptors(stim)}
+
+
+def _model(p: T3DeviceParams, stim: trace.Trace, stalls: Stalls) -> tuple[dict[str, np.ndarray], int]:
+    """The compiled device kernel (`sim.blocks.t3_device.model.run_device_fast`)."""
+    from sim.blocks.t3_device.model import run_device_fast
+
+    cols, cycles = run_device_fast(p, memory_params(stim), **_config(stim), preload=stim["preload"],
+                                   compute=stim["compute"], produce=stim["produce"], link_in=stim["link_in"],
+                                   readies=[stalls.ready(i) for i in range(3)], readback=readback_addrs(stim),
+                                   max_cycles=_max_cycles(stim))
+    return {name: _columns(kind, cols[name]) for name, kind in (
+        ("link_out", "t3_link_out"), ("statuses", "t3_status"), ("compute_rsp", "t3_compute_rsp"),
+        ("memory", "mem_words"), ("tracker", "t3_tracker_stats"))}, cycles
+
+
+def _columns(kind: str, rows: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(rows), dtype=trace.TABLE_KINDS[kind])
+    for j, name in enumerate(out.dtype.names):
+        out[name] = rows[:, j]
+    return out
+
+
+def model_stepped(p: T3DeviceParams, stim: trace.Trace, stalls: Stalls) -> tuple[dict[str, np.ndarray], int]:
+    """The ``model`` runner's results from the stepped class `sim.blocks.t3_device.model.T3DeviceModel` (the same
+    rules interpreted, driven cycle by cycle from Python as the T3 co-simulation drives it)."""
     from sim.blocks.memory.model import SimpleMemoryModel
     from sim.blocks.t3_device.model import T3DeviceModel
 
@@ -90,13 +127,7 @@ def _model(p: T3DeviceParams, stim: trace.Trace, stalls: Stalls) -> tuple[dict[s
     pre = stim["preload"]
     mem = SimpleMemoryModel(mem_p, {a & ((1 << mem_p.size_log2) - 1): v
                                     for a, v in zip(pre["addr"].tolist(), pre["data"].tolist(), strict=True)})
-    descs = {int(r["index"]): Descriptor(src_addr=int(r["src_addr"]), dst_device=int(r["dst_device"]),
-                                         dst_addr=int(r["dst_addr"]), length=int(r["length"]), op=int(r["op"]),
-                                         tag=int(r["tag"]), valid=int(r["valid"])) for r in stim["descriptors"]}
-    meta = stim.meta
-    dev = T3DeviceModel(p, mem, num_devices=int(meta["num_devices"]), arb_mode=int(meta["arb_mode"]),
-                        arb_threshold=int(meta["arb_threshold"]), arb_starvation=int(meta["arb_starvation"]),
-                        program=stim["program"], descriptors=descs)
+    dev = T3DeviceModel(p, mem, **_config(stim))
     link_ready, status_ready, compute_ready = (stalls.ready(i) for i in range(3))
     comp = list(zip(*(stim["compute"][k].tolist() for k in ("cycle", "addr", "write", "data")), strict=True))
     prod, link = ([(r[0], (r[1], r[2], r[4], r[3])) for r in
@@ -119,7 +150,7 @@ def _model(p: T3DeviceParams, stim: trace.Trace, stalls: Stalls) -> tuple[dict[s
     while mem.queue or mem.pipe:  # writes still queued reach memory before anyone reads it back
         mem.step()
     addrs = readback_addrs(stim)
-    st = dev.tracker.stats
+    st = dev.tracker_stats
     errors = int("unprogrammed" in st.errors) | (int("overflow" in st.errors) << 1)
     return {
         "link_out": _rows("t3_link_out", dev.run.packets),
