@@ -96,11 +96,10 @@ REDUCER, DMA = int(Requester.COMPUTE), int(Requester.COMM)  # the merge arbiter'
 _COMPUTE, _COMM = int(Requester.COMPUTE), int(Requester.COMM)
 _STORE = int(ReduceOp.STORE)
 
-# The tracker's rules are plain numba functions (`TrackerModel` runs their ``py_func``); registered here so that
-# `dev_cycle` calls them compiled inside a kernel and as plain Python in `T3DeviceModel`.
-trk_head_due = register_jitable(_tracker.head_due.py_func)
-trk_tick = register_jitable(_tracker.tick.py_func)
-trk_program_entry = _tracker.program_entry.py_func
+# The tracker's rules (jitable: `dev_cycle` calls them compiled inside a kernel, as plain Python in the class).
+trk_head_due = _tracker.head_due
+trk_tick = _tracker.tick
+trk_program_entry = _tracker.program_entry
 
 Command = tuple[int, int, int]  # addr, write, data
 Packet = tuple[int, int, int, int]  # addr, op, data, tag

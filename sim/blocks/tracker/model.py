@@ -17,8 +17,9 @@ ring (``fifo``: push cycle, desc, entry per slot) and the table columns:
   (`replay_kernel`), with the output backpressure of a `sim.core.stimulus.ReadyPattern` (`sim.core.fast.ready_nb`).
 * `TrackerModel`, the event-driven class that system models compose (several trackers, DMA engines and links in
   one `sim.core.events.EventLoop`; arbitrary ``ready`` and ``on_trigger`` callables), calls the *same* functions
-  uncompiled (their ``py_func``) on Python lists: a jitted call per cycle from Python costs more than the
-  interpreted rule itself. ``tests/blocks/tracker/test_tracker_fast.py`` runs both on the same random stimuli.
+  uncompiled (they are `numba.extending.register_jitable` functions) on Python lists: a jitted call per cycle
+  from Python costs more than the interpreted rule itself. ``tests/blocks/tracker/test_tracker_fast.py`` runs
+  both on the same random stimuli.
 
 `TrackerModel` receives requests with ``submit`` at the cycle they reach the tracker; among the available
 requests it takes the one that arrived first (ties: lower ``source``, then submission order); `replay_fast`
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+from numba.extending import register_jitable
 
 from hw.tracker import TrackerParams
 from sim.core.events import EventLoop
@@ -66,7 +68,7 @@ def new_state(params: TrackerParams) -> list[int]:
 # ``st``, ``fifo`` and the table columns (``threshold``, ``count``, ``desc``, ``enable``, ``rearm``) are int64
 # arrays in the kernels and lists in `TrackerModel`; no annotations, as numba specialises on what it is given.
 
-@numba.njit(cache=True, inline="always")
+@register_jitable(inline="always")
 def program_entry(st, threshold, count, desc, enable, rearm, entry, thr, d, en, re):
     """A ``CfgOp.PROGRAM`` command: the fields masked to their widths, the count restarts from zero."""
     threshold[entry] = thr & st[S_MAX_COUNT]
@@ -76,19 +78,19 @@ def program_entry(st, threshold, count, desc, enable, rearm, entry, thr, d, en, 
     count[entry] = 0
 
 
-@numba.njit(cache=True, inline="always")
+@register_jitable(inline="always")
 def head_due(t, st, fifo):
     """The FIFO head may leave at ``t`` (it was pushed before ``t``), if the consumer is ready."""
     return st[S_LEVEL] > 0 and fifo[3 * st[S_HEAD]] < t
 
 
-@numba.njit(cache=True, inline="always")
+@register_jitable(inline="always")
 def tick(t, st, fifo, threshold, count, desc, enable, rearm, pop, avail, tag, size):
     """Cycle ``t``: the FIFO head leaves if ``pop`` (due and consumer ready; it is then in ``S_OUT_*``), stage 1
     pushes its trigger, and the request ``(tag, size)``, if ``avail``, is accepted when ``req.ready``.
     Returns the `POPPED` / `ACCEPTED` / `STALLED` / ... flags.
 
-    Self-contained on purpose: `TrackerModel` runs its ``py_func``, which must call no jitted function."""
+    `TrackerModel` runs it as plain Python; the kernels inline it compiled."""
     depth = st[S_DEPTH]
     s1 = st[S_S1]
     ready_in = st[S_LEVEL] + (1 if s1 != S1_EMPTY else 0) < depth
@@ -142,7 +144,7 @@ def tick(t, st, fifo, threshold, count, desc, enable, rearm, pop, avail, tag, si
     return flags
 
 
-@numba.njit(cache=True, inline="always")
+@register_jitable(inline="always")
 def next_tick(t, st, next_avail):
     """The tracker's next tick after ``t``: the next cycle while busy, else the next request's (``next_avail``,
     -1 if none); -1 when it is idle for good."""
@@ -245,10 +247,7 @@ def replay_fast(params: TrackerParams, program: np.ndarray, requests: np.ndarray
 
 # The event-driven class --------------------------------------------------------------------------------------
 
-_program_entry = program_entry.py_func
-_head_due = head_due.py_func
-_tick = tick.py_func
-_next_tick = next_tick.py_func
+_program_entry, _head_due, _tick, _next_tick = program_entry, head_due, tick, next_tick
 
 
 class TrackerStats:
