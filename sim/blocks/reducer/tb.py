@@ -11,8 +11,9 @@ timing model (`sim.blocks.reducer.model`) and writes its observations to ``job["
   asserts nothing on them; the pytest side decides the bound).
 
 Tests: ``replay_harness`` (top ``reducer_replay``: preload, replay and read-back from files, Python waits for
-``done`` only) and ``replay_driven`` (top ``reducer_harness``: Python drives every cycle, optionally resetting
-in the middle of the trace and then replaying it again from a fresh preload).
+``done`` only) and ``replay_driven`` (top ``reducer_harness``: Python drives every cycle with the shared drivers,
+`sim.rtl.drivers`, optionally resetting in the middle of the trace and then replaying it again from a fresh
+preload).
 """
 
 from __future__ import annotations
@@ -22,16 +23,15 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, with_timeout
+from cocotb.triggers import FallingEdge, RisingEdge, with_timeout
 
-from hw.memory import MemoryParams, mem_cmd_layout
-from hw.pack import pack, unpack
+from hw.memory import MemoryParams
 from hw.reducer import ReducerParams
 from sim.blocks.reducer.model import model_commits
 from sim.blocks.reducer.reference import packet_results
 from sim.core.stimulus import ReadyPattern
-from sim.rtl.tb_common import CLOCK_NS, read_job, write_result
+from sim.rtl.drivers import MemPortDriver, StreamSink, StreamSource, act, idle
+from sim.rtl.tb_common import clear, read_job, start_clock, write_result
 
 
 def _inputs(job: dict) -> tuple[ReducerParams, MemoryParams, np.ndarray, np.ndarray]:
@@ -102,132 +102,70 @@ async def replay_harness(dut) -> None:
     assert result["commits_ok"], "commit stream differs from the packets"
 
 
-class _Driver:
-    """Drives ``reducer_harness`` directly. Inputs change at falling edges; handshakes are sampled once the
-    inputs have settled (``ReadOnly``), because ``pkt.ready`` depends on the packet presented."""
+_INPUTS = ("pkt__valid", "commit__ready", "tb__cmd__valid")
 
-    def __init__(self, dut, params: ReducerParams, mem: MemoryParams) -> None:
-        self.dut, self.p, self.mem = dut, params, mem
-        self.cmd_layout = mem_cmd_layout(mem.addr_bits)
-        for sig in (dut.pkt__valid, dut.commit__ready, dut.tb__cmd__valid, dut.tb__rsp__ready):
-            sig.value = 0
-        dut.tb_sel.value = 1
 
-    async def reset(self, cycles: int = 3) -> None:
-        dut = self.dut
+async def _reset(dut, cycles: int = 3) -> None:
+    """Reset at a falling edge, inputs idle, for ``cycles`` cycles."""
+    await FallingEdge(dut.clk)
+    dut.rst.value = 1
+    clear(dut, *_INPUTS)
+    for _ in range(cycles):
         await FallingEdge(dut.clk)
-        dut.rst.value = 1
-        dut.pkt__valid.value = 0
-        dut.commit__ready.value = 0
-        dut.tb__cmd__valid.value = 0
-        for _ in range(cycles):
-            await FallingEdge(dut.clk)
-        dut.rst.value = 0
+    dut.rst.value = 0
 
-    async def preload(self, memory: np.ndarray) -> None:
-        """Write ``memory`` through the tb port, then wait until the memory is empty and idle."""
-        dut = self.dut
-        dut.tb_sel.value = 1
-        for a, word in enumerate(memory.tolist()):
-            await FallingEdge(dut.clk)
-            dut.tb__cmd__payload.value = pack(self.cmd_layout, addr=a, write=1, data=word)
-            dut.tb__cmd__valid.value = 1
-            await ReadOnly()
-            while not int(dut.tb__cmd__ready.value):
-                await FallingEdge(dut.clk)
-                await ReadOnly()
-        await FallingEdge(dut.clk)
-        dut.tb__cmd__valid.value = 0
-        while int(dut.occupancy.value):
-            await FallingEdge(dut.clk)
-        for _ in range(self.mem.interval):
-            await FallingEdge(dut.clk)
 
-    async def read_back(self, words: int) -> np.ndarray:
-        dut = self.dut
+async def _replay(dut, params: ReducerParams, packets: np.ndarray, ready, max_cycles: int,
+                  stop_at: int | None = None) -> tuple[list, list]:
+    """Present packets at their cycles; return commits (cycle, tag, addr) and writes (addr, data). Cycle 0 is
+    the next falling edge. Stops when every packet is in and the block is idle, at ``stop_at``, or after
+    ``max_cycles``; the inputs go idle at the falling edge after that."""
+    cols = (packets[f].tolist() for f in ("cycle", "addr", "op", "data", "tag"))
+    pkt = StreamSource(dut, "pkt", params.packet_layout()).extend(
+        (c, {"addr": a, "op": op, "data": d, "tag": t}) for c, a, op, d, t in zip(*cols, strict=True))
+    commit = StreamSink(dut, "commit", ready, params.commit_layout())
+    writes = []
+    for k in range(max_cycles):
         await FallingEdge(dut.clk)
-        dut.tb_sel.value = 1
-        dut.tb__rsp__ready.value = 1
-        image: list[int] = []
-        issued = 0
-        while len(image) < words:
-            if issued < words:
-                dut.tb__cmd__payload.value = pack(self.cmd_layout, addr=issued, write=0)
-            dut.tb__cmd__valid.value = int(issued < words)
-            await ReadOnly()
-            if int(dut.tb__rsp__valid.value):
-                image.append(int(dut.tb__rsp__payload.value))
-            if issued < words and int(dut.tb__cmd__ready.value):
-                issued += 1
-            await FallingEdge(dut.clk)
-        dut.tb__cmd__valid.value = 0
-        dut.tb__rsp__ready.value = 0
-        return np.array(image, dtype=np.uint32)
-
-    async def replay(self, packets: np.ndarray, ready, max_cycles: int,
-                     stop_at: int | None = None) -> tuple[list, list]:
-        """Present packets at their cycles; return commits (cycle, tag, addr) and writes (addr, data). Cycle 0
-        is the next falling edge. Stops when every packet is in and the block is idle, at ``stop_at``, or after
-        ``max_cycles``."""
-        dut, pl, cl = self.dut, self.p.packet_layout(), self.p.commit_layout()
-        rows = packets.tolist()
-        n, i, presented, got, writes = len(rows), 0, -1, [], []
-        dut.tb_sel.value = 0
-        for k in range(max_cycles):
-            await FallingEdge(dut.clk)
-            if k == stop_at or (i == n and int(dut.idle.value)):
-                break
-            if i < n and rows[i][0] <= k:
-                if presented != i:
-                    _, addr, op, data, tag = rows[i]
-                    dut.pkt__payload.value = pack(pl, addr=addr, op=op, data=data, tag=tag)
-                    presented = i
-                dut.pkt__valid.value = 1
-                take = True
-            else:
-                dut.pkt__valid.value = 0
-                take = False
-            r = ready is None or ready(k)
-            dut.commit__ready.value = int(r)
-            await ReadOnly()
-            if take and int(dut.pkt__ready.value):
-                i += 1
-            if r and int(dut.commit__valid.value):
-                f = unpack(cl, int(dut.commit__payload.value))
-                got.append((k, f["tag"], f["addr"]))
-            if int(dut.wr_valid.value):
-                writes.append((int(dut.wr_addr.value), int(dut.wr_data.value)))
-        await FallingEdge(dut.clk)
-        dut.pkt__valid.value = 0
-        dut.commit__ready.value = 0
-        return got, writes
+        if k == stop_at or (pkt.done and int(dut.idle.value)):
+            break
+        await act(k, (pkt, commit))  # pkt.ready depends on the packet presented
+        if int(dut.wr_valid.value):
+            writes.append((int(dut.wr_addr.value), int(dut.wr_data.value)))
+    await FallingEdge(dut.clk)
+    idle(pkt, commit)
+    return commit.rows("tag", "addr"), writes
 
 
 @cocotb.test()
 async def replay_driven(dut) -> None:
     job = read_job()
     params, mem, memory0, packets = _inputs(job)
-    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start())
-    drv = _Driver(dut, params, mem)
-    await drv.reset()
+    start_clock(dut)
+    clear(dut, *_INPUTS, "tb__rsp__ready")
+    dut.tb_sel.value = 1
+    await _reset(dut)
+    port = MemPortDriver(dut, "tb", mem.addr_bits)
+    image0 = list(enumerate(memory0.tolist()))
     ready = ReadyPattern(job["bp_seed"], job["bp_prob"]).as_model_ready()
     result: dict = {}
     reset_at = job.get("reset_at")
     if reset_at is not None:
         # A reset in the middle of the trace: packets in flight, commits waiting under backpressure.
-        await drv.preload(memory0)
-        cut, _ = await drv.replay(packets, ready, job["max_cycles"], stop_at=reset_at)
+        await port.preload(image0, settle=mem.interval)
+        cut, _ = await _replay(dut, params, packets, ready, job["max_cycles"], stop_at=reset_at)
         busy = int(dut.idle.value) == 0
-        await drv.reset()
+        await _reset(dut)
         await FallingEdge(dut.clk)
         result.update(cut_commits=len(cut), busy_before_reset=busy, idle_after_reset=int(dut.idle.value),
                       commit_valid_after_reset=int(dut.commit__valid.value),
                       applied_after_reset=int(dut.applied.value))
-    await drv.preload(memory0)
+    await port.preload(image0, settle=mem.interval)
     t0 = time.perf_counter()
-    got, writes = await drv.replay(packets, ready, job["max_cycles"])
+    got, writes = await _replay(dut, params, packets, ready, job["max_cycles"])
     wall = time.perf_counter() - t0
-    image = await drv.read_back(len(memory0))
+    port.select()
+    image = np.array(await port.read(range(len(memory0))), dtype=np.uint32)
     result.update(wall_s=wall, applied=int(dut.applied.value), commit_cycles=[c for c, _, _ in got])
     result.update(scoreboard(params, mem, memory0, packets, np.array(got, dtype=np.int64),
                              np.array(writes, dtype=np.int64), image, ready))
