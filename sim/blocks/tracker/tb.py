@@ -15,15 +15,14 @@ import time
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
 
-from hw.pack import pack, unpack
 from hw.tracker import CfgOp, ErrorBit, StatusReg, TrackerParams
 from sim.blocks.tracker import reference
 from sim.core import trace
 from sim.core.stimulus import ReadyPattern
-from sim.rtl.tb_common import CLOCK_NS, read_job, reset, write_result
+from sim.rtl.drivers import StreamSink, StreamSource, act, idle, offer
+from sim.rtl.tb_common import clear, read_job, reset, start_clock, write_result
 
 
 def _scoreboard(program, requests, params: TrackerParams, got: list[tuple[int, int, int]]) -> dict:
@@ -39,36 +38,28 @@ def _scoreboard(program, requests, params: TrackerParams, got: list[tuple[int, i
 
 
 class _Driver:
-    """Drives ``track_trigger`` directly; every action happens at a falling edge (inputs settle mid-cycle)."""
+    """Drives ``track_trigger`` through the shared stream drivers (`sim.rtl.drivers`)."""
 
     def __init__(self, dut, params: TrackerParams) -> None:
         self.dut, self.p = dut, params
-        dut.cfg__valid.value = 0
-        dut.req__valid.value = 0
-        dut.trigger__ready.value = 0
-        dut.cfg_rsp__ready.value = 0
+        clear(dut, "cfg__valid", "req__valid", "trigger__ready", "cfg_rsp__ready")
 
     async def command(self, op: CfgOp, index: int = 0, threshold: int = 0, desc: int = 0, enable: int = 0,
                       rearm: int = 0) -> int | None:
         """Issue one ``cfg`` command; for ``READ`` return the response word."""
         dut = self.dut
-        await FallingEdge(dut.clk)
-        dut.cfg__payload.value = pack(self.p.cfg_layout(), op=op, index=index, threshold=threshold, desc=desc,
-                                      enable=enable, rearm=rearm)
-        dut.cfg__valid.value = 1
-        while not int(dut.cfg__ready.value):  # cfg.ready depends on state only, not on cfg.valid
-            await FallingEdge(dut.clk)
-        await FallingEdge(dut.clk)  # the rising edge in between took the command
-        dut.cfg__valid.value = 0
+        fields = {"op": op, "index": index, "threshold": threshold, "desc": desc, "enable": enable, "rearm": rearm}
+        await offer(dut, StreamSource(dut, "cfg", self.p.cfg_layout()).extend([(0, fields)]))
         if op != CfgOp.READ:
             return None
-        dut.cfg_rsp__ready.value = 1
-        while not int(dut.cfg_rsp__valid.value):
+        rsp = StreamSink(dut, "cfg_rsp")
+        k = 0
+        while not rsp.transfers:
+            await act(k, (rsp,))
             await FallingEdge(dut.clk)
-        data = int(dut.cfg_rsp__payload.value)
-        await FallingEdge(dut.clk)
-        dut.cfg_rsp__ready.value = 0
-        return data
+            k += 1
+        idle(rsp)
+        return rsp.transfers[0][1]
 
     async def program(self, program) -> None:
         for row in program:
@@ -78,31 +69,20 @@ class _Driver:
     async def replay(self, requests, ready, max_cycles: int) -> list:
         """Present ``requests`` at their cycles; return triggers as (cycle, desc, entry). Cycle 0 is the next
         falling edge. Stops when every request is in and the unit is idle, or after ``max_cycles``."""
-        dut, tl, rl = self.dut, self.p.trigger_layout(), self.p.request_layout()
-        cyc, tags, addrs = requests["cycle"].tolist(), requests["tag"].tolist(), requests["addr"].tolist()
-        kinds, sizes = requests["kind"].tolist(), requests["size"].tolist()
-        i, n, got, presented = 0, len(cyc), [], -1
+        dut = self.dut
+        cols = [requests[c].tolist() for c in ("cycle", "tag", "addr", "kind", "size")]
+        src = StreamSource(dut, "req", self.p.request_layout()).extend(
+            (c, {"tag": tag, "addr": a, "kind": kind, "size": s}) for c, tag, a, kind, s in zip(*cols, strict=True))
+        sink = StreamSink(dut, "trigger", ready, self.p.trigger_layout())
         for k in range(max_cycles):
             await FallingEdge(dut.clk)
-            if i == n and int(dut.idle.value):
+            if src.done and int(dut.idle.value):
                 break
-            if i < n and cyc[i] <= k:
-                if presented != i:
-                    dut.req__payload.value = pack(rl, tag=tags[i], addr=addrs[i], kind=kinds[i], size=sizes[i])
-                    presented = i
-                dut.req__valid.value = 1
-                if int(dut.req__ready.value):
-                    i += 1
-            else:
-                dut.req__valid.value = 0
-            r = ready is None or ready(k)
-            dut.trigger__ready.value = int(r)
-            if r and int(dut.trigger__valid.value):
-                f = unpack(tl, int(dut.trigger__payload.value))
-                got.append((k, f["desc"], f["entry"]))
-        dut.req__valid.value = 0
-        dut.trigger__ready.value = 0
-        return got
+            await act(k, (src, sink))
+        else:
+            await FallingEdge(dut.clk)  # leave the read-only phase before lowering the handshakes
+        idle(src, sink)
+        return [tuple(r) for r in sink.rows("desc", "entry")]
 
 
 @cocotb.test()
@@ -110,7 +90,7 @@ async def replay_driven(dut) -> None:
     job = read_job()
     params = TrackerParams(**job["params"])
     stim = trace.read(job["stimulus"])
-    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start())
+    start_clock(dut)
     drv = _Driver(dut, params)
     await reset(dut)
     await drv.program(stim["program"])
@@ -128,7 +108,7 @@ async def config_port(dut) -> None:
     """Status registers, sticky errors and their clearing, and a reset in the middle of a replay."""
     job = read_job()
     params = TrackerParams(**job["params"])
-    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start())
+    start_clock(dut)
     drv = _Driver(dut, params)
     await reset(dut)
     top = (1 << params.count_bits) - 1
