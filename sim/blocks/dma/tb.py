@@ -53,7 +53,9 @@ async def dma_replay(dut) -> None:
     link_ready = ReadyPattern(job["link_seed"], job["link_bp"])
     status_ready = ReadyPattern(job["status_seed"], job["status_bp"])
     triggers = [tuple(t) for t in job["triggers"]]
-    limit = 200_000 + 64 * len(job["preload"])
+    # Generous: every trigger's words, each waiting out the memory and a backpressured link, after the last arrival.
+    words = sum(job["descriptors"].get(str(d), {}).get("length", 0) // 4 + 1 for _, d in triggers)
+    limit = 200_000 + (triggers[-1][0] if triggers else 0) + 64 * (words + mem.interval * words)
     if job["reset_after"] is not None:
         await _replay(dut, p, triggers, link_ready, status_ready, limit, job["reset_after"])
         await reset(dut)
