@@ -38,7 +38,6 @@ import dataclasses
 import functools
 import heapq
 import itertools
-import json
 import math
 import os
 import platform
@@ -331,17 +330,10 @@ def _clean(x: Any) -> Any:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> Path:
-    """Write ``data`` atomically (temporary file, then rename), keys sorted, no NaN/Infinity."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_clean(data), sort_keys=True, indent=1, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` with `sim.core.results.write_json`, non-finite figures (a ratio over a zero time) as null."""
+    from sim.core.results import write_json as write
+
+    write(path, _clean(data))
     return path
 
 

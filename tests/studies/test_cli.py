@@ -56,6 +56,30 @@ def test_default_config_runs(tmp_path, capsys):
 
 def test_verilog_writes_one_file_per_block(tmp_path, capsys):
     assert main(["verilog", "--out", str(tmp_path / "v")]) == 0
-    v = (tmp_path / "v" / "track_trigger.v").read_text()
-    assert "module track_trigger" in v and "trigger__valid" in v
-    assert "wrote" in capsys.readouterr().out
+    files = {p.name for p in (tmp_path / "v").iterdir()}
+    assert files == {"track_trigger.v", "dma_engine.v", "near_memory_reducer.v", "memory_arbiter.v", "t3_device.v",
+                     "kv_swap_controller.v"}
+    for name in files:
+        assert f"module {name[:-2]}(" in (tmp_path / "v" / name).read_text().replace(" (", "(")
+    assert "trigger__valid" in (tmp_path / "v" / "track_trigger.v").read_text()
+    assert capsys.readouterr().out.count("wrote") == 6
+
+
+def test_a_registered_block_is_picked_up_without_editing_the_commands(tmp_path, monkeypatch, capsys):
+    """A new registry entry reaches `llmarch verilog`, `llmarch bench --block` and `sim.exec.run`."""
+    import dataclasses
+
+    import sim.exec as ex
+    from sim.exec import api
+
+    tracker = ex.get("tracker")
+    extra = dataclasses.replace(tracker, name="tracker_copy", module="tracker_copy")
+    monkeypatch.setitem(api.BLOCKS, "tracker_copy", extra)
+    assert main(["verilog", "--out", str(tmp_path / "v"), "--block", "tracker_copy"]) == 0
+    assert "module tracker_copy" in (tmp_path / "v" / "tracker_copy.v").read_text()
+    from sim.cli import build_parser
+
+    assert build_parser().parse_args(["bench", "--block", "tracker_copy"]).block == "tracker_copy"
+    stim = extra.standard_stimulus(extra.small_params(), 1, 200)
+    res = ex.run("tracker_copy", stim, "model", extra.small_params())
+    assert ex.agree(res, ex.run("tracker_copy", stim, "reference", extra.small_params())).data_mismatches == 0

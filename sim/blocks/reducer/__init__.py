@@ -132,7 +132,7 @@ def _standard(p: ReducerParams, seed: int, size: int) -> trace.Trace:
 
 BLOCK = register(Block(
     name="reducer",
-    module="reducer_harness",
+    module="near_memory_reducer",
     params=ReducerParams,
     component=NearMemoryReducer,
     stimulus={"packets": "reduce_packets", "memory": "mem_words"},
