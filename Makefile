@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_tracker.py
+	$(BIN)/llmarch bench --out results
 
 verilog: $(STAMP)
 	$(BIN)/llmarch verilog --out build/verilog
