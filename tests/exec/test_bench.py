@@ -25,7 +25,7 @@ def test_run_bench_on_the_tracker_writes_targets_json(tmp_path):
     text = (tmp_path / "targets.json").read_text()
     data = _strict(text)
     assert data == result
-    assert text == json.dumps(data, sort_keys=True, indent=1) + "\n"
+    assert text == json.dumps(data, sort_keys=True, indent=2) + "\n"  # sim.core.results.write_json
     b = data["blocks"]["tracker"]
     assert b["size"] == 300 and b["items"] == 300
     for target in ("reference", "model", "rtl"):
@@ -93,7 +93,7 @@ def test_items_are_the_rows_of_timed_input_tables():
 
 def test_targets_json_is_strict_and_sorted(tmp_path):
     path = write_json(tmp_path / "t.json", {"b": math.nan, "a": [np.float64(math.inf), np.int64(3)]})
-    assert path.read_text() == '{\n "a": [\n  null,\n  3\n ],\n "b": null\n}\n'
+    assert path.read_text() == '{\n  "a": [\n    null,\n    3\n  ],\n  "b": null\n}\n'
     assert not list(tmp_path.glob(".t.json.*")), "the temporary file is renamed, not left behind"
 
 
