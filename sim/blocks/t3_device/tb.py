@@ -178,17 +178,23 @@ class _Bench:
         return [[a, w] for a, w in zip(addrs, await self.mem.read(addrs), strict=True)]
 
 
-@cocotb.test()
-async def t3_device_cosim(dut) -> None:
-    job = read_job()
+async def _start(dut, job: dict, num_devices: int) -> _Bench:
+    """Clock, static inputs, reset, memory preload and programming (tracker and DMA)."""
     bench = _Bench(dut, job)
     start_clock(dut)
-    dut.num_devices.value = job["devices"]
+    dut.num_devices.value = num_devices
     dut.arb_mode.value, dut.arb_threshold.value, dut.arb_starvation_limit.value = job["arb"]
     dut.tracker_cfg_rsp__ready.value = 1
     await bench.reset()
     await bench.write_words(job["preload"])
     await bench.program(with_dma=True)
+    return bench
+
+
+@cocotb.test()
+async def t3_device_cosim(dut) -> None:
+    job = read_job()
+    bench = await _start(dut, job, job["devices"])
     first = None
     if job.get("reset_at") is not None:
         first = await bench.replay(stop_at=job["reset_at"])
@@ -208,14 +214,7 @@ async def t3_device_cosim(dut) -> None:
 @cocotb.test()
 async def t3_device_replay(dut) -> None:
     job = read_job()
-    bench = _Bench(dut, job)
-    start_clock(dut)
-    dut.num_devices.value = job["num_devices"]
-    dut.arb_mode.value, dut.arb_threshold.value, dut.arb_starvation_limit.value = job["arb"]
-    dut.tracker_cfg_rsp__ready.value = 1
-    await bench.reset()
-    await bench.write_words(job["preload"])
-    await bench.program(with_dma=True)
+    bench = await _start(dut, job, job["num_devices"])
     run = await bench.replay_open()
     tracker = await bench.read_tracker_status()
     memory = await bench.read_back(job["readback"])
