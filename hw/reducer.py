@@ -61,11 +61,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, Value
+from amaranth import Array, Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
+from hw.fp import fp_add
 from hw.memory import mem_cmd_layout, mem_port_signature
 from hw.params import BlockParams, param
 
@@ -102,95 +103,6 @@ class ReducerParams(BlockParams):
 
     def commit_layout(self) -> data.StructLayout:
         return data.StructLayout({"tag": self.tag_bits, "addr": self.addr_bits})
-
-
-def fp_add(m: Module, a: Value, b: Value, ebits: int, mbits: int, name: str) -> Signal:
-    """Combinational IEEE addition of encodings ``a`` and ``b`` (rules in the module docstring).
-
-    The larger magnitude ``x`` keeps three extra bits (guard, round, sticky) after the smaller ``y`` is aligned
-    to it; the sum or difference is normalised (left shifts stop at the smallest exponent, giving subnormals)
-    and rounded to nearest even once. Three extra bits suffice: bits are lost to the sticky only when the
-    exponents differ by two or more, and then a difference needs at most one bit of left shift.
-    """
-    width = 1 + ebits + mbits
-    emax = (1 << ebits) - 1
-    ext = mbits + 4  # significand with hidden bit and guard/round/sticky bits
-
-    def sig(prefix: str, shape: int) -> Signal:
-        return Signal(shape, name=f"{name}_{prefix}")
-
-    sa, sb = a[width - 1], b[width - 1]
-    ea, eb = a[mbits:width - 1], b[mbits:width - 1]
-    fa, fb = a[:mbits], b[:mbits]
-    a_nan = (ea == emax) & (fa != 0)
-    b_nan = (eb == emax) & (fb != 0)
-    a_inf = (ea == emax) & (fa == 0)
-    b_inf = (eb == emax) & (fb == 0)
-
-    swap = sig("swap", 1)
-    m.d.comb += swap.eq(b[:width - 1] > a[:width - 1])
-    x, y = sig("x", width), sig("y", width)
-    m.d.comb += [x.eq(Mux(swap, b, a)), y.eq(Mux(swap, a, b))]
-    ex, ey = x[mbits:width - 1], y[mbits:width - 1]
-    exp_x, exp_y = sig("exp_x", ebits), sig("exp_y", ebits)
-    m.d.comb += [exp_x.eq(Mux(ex == 0, 1, ex)), exp_y.eq(Mux(ey == 0, 1, ey))]
-    man_x, man_y = Cat(x[:mbits], ex != 0), Cat(y[:mbits], ey != 0)
-
-    # Align y onto x: shift right by the exponent difference (clamped), collecting the shifted-out bits.
-    diff = sig("diff", ebits)
-    m.d.comb += diff.eq(exp_x - exp_y)
-    dist = sig("dist", range(ext + 1))
-    m.d.comb += dist.eq(Mux(diff > ext, ext, diff))
-    wide = sig("wide", 2 * ext)
-    m.d.comb += wide.eq(Cat(Const(0, ext), Const(0, 3), man_y) >> dist)
-    y_al = sig("y_al", ext)
-    m.d.comb += y_al.eq(wide[ext:] | (wide[:ext] != 0))
-    x_al = Cat(Const(0, 3), man_x)
-
-    total = sig("sum", ext + 1)
-    sub = x[width - 1] ^ y[width - 1]
-    m.d.comb += total.eq(Mux(sub, x_al - y_al, x_al + y_al))
-
-    # Normalise: a carry out shifts right once (keeping the sticky); otherwise shift left over the leading
-    # zeros, but never below the smallest exponent (the result is then subnormal).
-    lz = sig("lz", range(ext + 1))
-    m.d.comb += lz.eq(ext)
-    for i in range(ext):
-        with m.If(total[i]):
-            m.d.comb += lz.eq(ext - 1 - i)
-    lshift = sig("lshift", range(ext + 1))
-    m.d.comb += lshift.eq(Mux(lz < exp_x, lz, exp_x - 1))
-    norm = sig("norm", ext)
-    exp_n = sig("exp_n", ebits + 1)
-    with m.If(total[ext]):
-        m.d.comb += [norm.eq(Cat(total[1] | total[0], total[2:ext + 1])), exp_n.eq(exp_x + 1)]
-    with m.Else():
-        m.d.comb += [norm.eq(total[:ext] << lshift), exp_n.eq(exp_x - lshift)]
-
-    # Round to nearest even on guard (bit 2), round | sticky (bits 1..0) and the kept lsb (bit 3).
-    up = norm[2] & (norm[1] | norm[0] | norm[3])
-    mant = sig("mant", mbits + 2)
-    m.d.comb += mant.eq(norm[3:] + up)
-    # (exp_n - 1) << mbits + mant is the encoding with the hidden bit's carries included (exp_n is 1 when the
-    # hidden bit is clear, i.e. for subnormals).
-    enc = sig("enc", ebits + mbits + 2)
-    m.d.comb += enc.eq(((exp_n - 1) << mbits) + mant)
-
-    out = Signal(width, name=name)
-    inf_bits = Const(emax << mbits, width - 1)
-    with m.If(a_nan | b_nan | (a_inf & b_inf & (sa != sb))):
-        m.d.comb += out.eq((emax << mbits) | (1 << (mbits - 1)))
-    with m.Elif(a_inf):
-        m.d.comb += out.eq(a)
-    with m.Elif(b_inf):
-        m.d.comb += out.eq(b)
-    with m.Elif(total == 0):
-        m.d.comb += out.eq(Cat(Const(0, width - 1), sa & sb))
-    with m.Elif(enc >= (emax << mbits)):
-        m.d.comb += out.eq(Cat(inf_bits, x[width - 1]))
-    with m.Else():
-        m.d.comb += out.eq(Cat(enc[:width - 1], x[width - 1]))
-    return out
 
 
 def reduce_word(m: Module, op: Value, old: Value, new: Value) -> Signal:
