@@ -187,6 +187,21 @@ class T3StudyConfig:
 
 
 @dataclass(frozen=True)
+class StreamStudyConfig:
+    """STREAM through the execution API (`sim.studies.stream`): host targets on ``host_elements`` fp32 elements per
+    array, the STREAM unit (``hardware.stream``) on ``device_elements`` behind a memory of the given timing."""
+
+    host_elements: int = field(default=0, metadata=_check(_non_negative, ">= 0"))  # 0: 4x the LLC (STREAM's rule)
+    llc_bytes: int = field(default=0, metadata=_check(_non_negative, ">= 0"))  # 0: read from the machine
+    repetitions: int = field(default=10, metadata=_check(lambda v: v >= 2, "an integer >= 2"))
+    device_elements: int = _pos(default=4096)
+    clock_mhz: float = _pos(default=100.0)
+    memory_latency: int = _pos(default=8)  # cycles from a read's service to its word
+    memory_interval: int = _pos(default=1)  # cycles between commands the memory serves
+    native_c: bool = True
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """The whole configuration of ``llmarch run``."""
 
@@ -197,6 +212,7 @@ class RunConfig:
     t3_study: T3StudyConfig = field(default_factory=T3StudyConfig)
     fastswitch_study: FastSwitchStudyConfig = field(default_factory=lambda: FastSwitchStudyConfig())
     fastswitch: FastSwitchConfig = field(default_factory=lambda: FastSwitchConfig())
+    stream: StreamStudyConfig = field(default_factory=lambda: StreamStudyConfig())
 
 
 # Loading ------------------------------------------------------------------------------------------------

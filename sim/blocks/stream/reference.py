@@ -56,9 +56,8 @@ def top_word(programs: np.ndarray, errs: np.ndarray) -> int:
 
 
 def _canonical(out: np.ndarray) -> None:
-    nan = np.isnan(out)
-    if nan.any():
-        out.view(np.uint32)[nan] = CANONICAL_NAN
+    if np.isnan(out.max()):  # max propagates NaN: one pass, no temporary
+        out.view(np.uint32)[np.isnan(out)] = CANONICAL_NAN
 
 
 def kernel(op: StreamOp, q: np.float32, dst: np.ndarray, b: np.ndarray, c: np.ndarray | None) -> None:
