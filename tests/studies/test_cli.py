@@ -58,11 +58,11 @@ def test_verilog_writes_one_file_per_block(tmp_path, capsys):
     assert main(["verilog", "--out", str(tmp_path / "v")]) == 0
     files = {p.name for p in (tmp_path / "v").iterdir()}
     assert files == {"track_trigger.v", "dma_engine.v", "near_memory_reducer.v", "memory_arbiter.v", "t3_device.v",
-                     "kv_swap_controller.v"}
+                     "kv_swap_controller.v", "stream_unit.v"}
     for name in files:
         assert f"module {name[:-2]}(" in (tmp_path / "v" / name).read_text().replace(" (", "(")
     assert "trigger__valid" in (tmp_path / "v" / "track_trigger.v").read_text()
-    assert capsys.readouterr().out.count("wrote") == 6
+    assert capsys.readouterr().out.count("wrote") == 7
 
 
 def test_a_registered_block_is_picked_up_without_editing_the_commands(tmp_path, monkeypatch, capsys):
