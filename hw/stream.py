@@ -123,6 +123,10 @@ class StreamParams(BlockParams):
     def byte_addr_bits(self) -> int:
         return self.addr_bits + 2
 
+    def max_array_elements(self, arrays: int) -> int:
+        """The longest arrays a program can name when ``arrays`` of them share the address space."""
+        return min((1 << self.addr_bits) // arrays, (1 << self.length_bits) - 1)
+
     def program_layout(self) -> data.StructLayout:
         ab = self.byte_addr_bits
         return data.StructLayout({"op": OP_BITS, "a": ab, "b": ab, "c": ab, "n": self.length_bits, "q": 32,
@@ -208,7 +212,7 @@ class StreamUnit(wiring.Component):
         word = rfifo.r_data
         product = fp_mul(m, prog.q, word, 8, 23, "product")
         total = fp_add(m, s1_b, s1_y, 8, 23, "total")
-        s1_move = s1_valid & (~wb_valid | write_fire)
+        s1_move = s1_valid & ~wb_valid
         s1_free = ~s1_valid | s1_move
         first_word = two & ~hold_valid  # the word at the FIFO's head is an ADD/TRIAD element's b[i]
         pop = Signal()

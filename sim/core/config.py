@@ -214,6 +214,13 @@ class RunConfig:
     fastswitch: FastSwitchConfig = field(default_factory=lambda: FastSwitchConfig())
     stream: StreamStudyConfig = field(default_factory=lambda: StreamStudyConfig())
 
+    def __post_init__(self) -> None:
+        unit = self.hardware.blocks.get("stream")
+        if unit is not None and self.stream.device_elements > unit.max_array_elements(3):
+            raise ParamError("RunConfig", "stream.device_elements", f"at most {unit.max_array_elements(3)} (three "
+                             f"arrays in hardware.stream's address space and length field)",
+                             self.stream.device_elements)
+
 
 # Loading ------------------------------------------------------------------------------------------------
 

@@ -75,11 +75,18 @@ def test_device_validation_catches_a_wrong_element(small):
     assert not fig["validated"] and fig["reference_mismatches"] == 1
 
 
-def test_device_arrays_must_fit_the_unit(small):
+def test_device_arrays_must_fit_the_unit(small, tmp_path, capsys):
     from dataclasses import replace
 
-    with pytest.raises(ValueError, match="addr_bits"):
+    with pytest.raises(ValueError, match="do not fit"):
         study.device_setup(replace(small.stream, device_elements=1 << 23), small.hardware.stream)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("hardware: {name: x, gpu: {name: g, compute_units: 1, clock_ghz: 1, flops_per_cu_per_cycle: 1, "
+                   "hbm_gbps: 1, l2_mib: 1}, ring_link: {bandwidth_gbps: 1, latency_ns: 1}, stream: {addr_bits: 12}}\n"
+                   "stream: {device_elements: 1366}\n")
+    assert main(["study", "stream", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "stream.device_elements" in err and "at most 1365" in err
 
 
 def test_missing_compiler_is_a_skipped_target_with_a_note(small, monkeypatch):

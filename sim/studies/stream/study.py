@@ -65,7 +65,7 @@ def _image(n: int) -> np.ndarray:
     return np.concatenate([arrays[name] for name in K.ARRAYS]).view(np.uint32)
 
 
-def _programs(n: int, repetitions: int) -> np.ndarray:
+def _programs(n: int, repetitions: int, tag_bits: int) -> np.ndarray:
     """Every repetition's kernels as programs, all queued at cycle 0 (the host fills the unit's queue)."""
     from sim.blocks.stream.reference import PROGRAM_DTYPE
 
@@ -80,7 +80,7 @@ def _programs(n: int, repetitions: int) -> np.ndarray:
         progs[i]["c"] = off[src[1]] * WORD_BYTES
         progs[i]["n"] = n
         progs[i]["q"] = np.float32(K.SCALAR).view(np.uint32)
-        progs[i]["tag"] = i % (1 << 8)
+        progs[i]["tag"] = i % (1 << tag_bits)
     return progs
 
 
@@ -134,7 +134,7 @@ def host_reference(n: int, repetitions: int, progress: Progress) -> dict[str, An
     p = StreamParams(addr_bits=bits, length_bits=max(1, n.bit_length()))
     mem = MemoryParams(addr_bits=bits, size_log2=bits)
     image = _image(n)
-    progs = _programs(n, 1)
+    progs = _programs(n, 1, p.tag_bits)
     api: dict[str, list[float]] = {k.name: [] for k in K.SEQUENCE}
     direct: dict[str, list[float]] = {k.name: [] for k in K.SEQUENCE}
     errors = 0
@@ -165,15 +165,12 @@ def host_reference(n: int, repetitions: int, progress: Progress) -> dict[str, An
 
 def device_setup(cfg: StreamStudyConfig, p: StreamParams) -> tuple[MemoryParams, trace.Trace]:
     n = cfg.device_elements
-    words = 3 * n
-    if words > 1 << p.addr_bits:
-        raise ValueError(f"stream.device_elements ({n}): three arrays need {words} words, hardware.stream.addr_bits "
-                         f"({p.addr_bits}) gives {1 << p.addr_bits}")
-    if n >= 1 << p.length_bits:
-        raise ValueError(f"stream.device_elements ({n}) does not fit hardware.stream.length_bits ({p.length_bits})")
+    words = len(K.ARRAYS) * n
+    if n > p.max_array_elements(len(K.ARRAYS)):  # the config loader reports this for a config file
+        raise ValueError(f"{n} elements per array do not fit the STREAM unit ({p})")
     mem = MemoryParams(addr_bits=p.addr_bits, size_log2=_bits(words), latency=cfg.memory_latency,
                        interval=cfg.memory_interval, queue_depth=8, rsp_depth=16)
-    return mem, _stimulus(p, mem, _programs(n, cfg.repetitions), _image(n))
+    return mem, _stimulus(p, mem, _programs(n, cfg.repetitions, p.tag_bits), _image(n))
 
 
 def device_figures(cfg: StreamStudyConfig, res: ex.Result, ref: ex.Result) -> dict[str, Any]:
