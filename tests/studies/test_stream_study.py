@@ -54,6 +54,11 @@ def test_device_figures_follow_from_cycles_and_stay_under_the_port_peak(result, 
         assert row["gbps"] <= d["peak_gbps"]
         # one word a cycle on the port: 2 or 3 cycles an element plus the start-up of the memory and pipeline
         assert k.arrays * n <= row["best_cycles"] <= k.arrays * n + 40
+    sweep = d["inflight_sweep"]
+    assert [r["inflight"] for r in sweep] == [1, 2, 4, 8, 16]
+    for name in KERNELS:  # Little's law: more elements in flight hide more of the memory's latency
+        gbps = [r[name] for r in sweep]
+        assert gbps == sorted(gbps) and gbps[0] < 0.3 * d["peak_gbps"] and gbps[-1] > 0.9 * d["peak_gbps"]
 
 
 def test_run_json_part_is_deterministic(small):

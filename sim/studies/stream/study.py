@@ -227,7 +227,24 @@ def device_targets(cfg: StreamStudyConfig, p: StreamParams, *, rtl: bool, work: 
                                   "data_mismatches": a.data_mismatches, "cycles": [res.cycles, model.cycles]}
     for t in targets.values():
         t["peak_gbps"] = peak
+    device["inflight_sweep"] = inflight_sweep(cfg, p)
     return targets, device
+
+
+def inflight_sweep(cfg: StreamStudyConfig, p: StreamParams, points: tuple[int, ...] = (1, 2, 4, 8, 16)
+                   ) -> list[dict[str, Any]]:
+    """The model's GB/s per kernel against the elements the unit keeps in flight (Little's law: the port stays
+    busy once they cover the memory's round trip), the other parameters as configured."""
+    from dataclasses import replace
+
+    rows = []
+    for k in points:
+        q = replace(p, inflight=k)
+        _, stim = device_setup(replace(cfg, repetitions=2), q)
+        res = ex.run(BLOCK, stim, "model", q)
+        fig = device_figures(replace(cfg, repetitions=2), res, ex.run(BLOCK, stim, "reference", q))
+        rows.append({"inflight": k, **{name: fig[name]["gbps"] for name in (kk.name for kk in K.SEQUENCE)}})
+    return rows
 
 
 # The study -----------------------------------------------------------------------------------------------------
@@ -291,7 +308,7 @@ def summary_table(result: dict[str, Any]) -> str:
                      + f"  {'yes' if t['validated'] else 'NO':>9}  " + (f"{100 * ov:+.2f}%" if ov is not None else "-"))
     d = result["device"]
     lines.append(f"device peak {d['peak_gbps']:.3f} GB/s ({d['clock_mhz']:g} MHz, 4 B/cycle / interval "
-                 f"{d['memory']['interval']}); host arrays {result['host']['array_bytes'] / 2**20:.0f} MiB"
+                 f"{d['memory']['interval']}); host arrays {result['host']['array_bytes'] / 2**20:.1f} MiB"
                  + ("" if result["host"]["stream_sized"] else " (smaller than STREAM's 4x LLC: a short run)"))
     if "model_vs_rtl" in d:
         m = d["model_vs_rtl"]
@@ -305,7 +322,7 @@ def write_report(result: dict[str, Any], out: Path) -> list[Path]:
     h, d = result["host"], result["device"]
     lines = ["# STREAM through the execution API", "",
              "One kernel description (STREAM's copy, scale, add, triad in fp32, its rules) on every target. Host "
-             f"arrays: {h['elements']} elements ({h['array_bytes'] / 2**20:.0f} MiB each; last-level cache "
+             f"arrays: {h['elements']} elements ({h['array_bytes'] / 2**20:.1f} MiB each; last-level cache "
              f"{(h['llc_bytes'] or 0) / 2**20:.0f} MiB" + ("" if h["stream_sized"] else ", so not STREAM-sized")
              + f"); {result['repetitions']} repetitions, best of all but the first. Device: the STREAM unit at "
              f"{d['clock_mhz']:g} MHz (assumed), {d['elements']} elements per array, memory latency "
@@ -334,6 +351,9 @@ def write_report(result: dict[str, Any], out: Path) -> list[Path]:
             t = result["targets"][tgt]
             lines.append(f"{tgt}: " + ", ".join(f"{n} {t[n]['best_cycles']} cycles ({t[n]['gbps'] / d['peak_gbps']:.1%}"
                                                 f" of peak)" for n in names) + ".")
+    lines.append("Elements in flight (model, memory latency " f"{d['memory']['latency']}): " + ", ".join(
+        f"{r['inflight']}: {r['copy']:.3f} / {r['triad']:.3f}" for r in d["inflight_sweep"])
+        + " GB/s (copy / triad); the configured unit keeps " f"{d['params']['inflight']}.")
     if "model_vs_rtl" in d:
         m = d["model_vs_rtl"]
         lines.append(f"Model against RTL: GB/s within {100 * m['max_gbps_error']:.3f}% "
