@@ -212,7 +212,7 @@ class StreamUnit(wiring.Component):
         word = rfifo.r_data
         product = fp_mul(m, prog.q, word, 8, 23, "product")
         total = fp_add(m, s1_b, s1_y, 8, 23, "total")
-        s1_move = s1_valid & ~wb_valid
+        s1_move = s1_valid & (~wb_valid | write_fire)
         s1_free = ~s1_valid | s1_move
         first_word = two & ~hold_valid  # the word at the FIFO's head is an ADD/TRIAD element's b[i]
         pop = Signal()
