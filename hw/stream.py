@@ -47,8 +47,9 @@ FIFO (and offered on ``status``) from *t + 2*; otherwise the unit runs it from *
   and the status is offered from then on.
 
 With a memory that takes a command every cycle (``SimpleMemory`` with ``interval`` 1) and enough elements in
-flight, the port is busy every cycle: 2 cycles per COPY/SCALE element and 3 per ADD/TRIAD element, plus a
-start-up of the memory's latency and the pipeline.
+flight to cover its round trip, the port is busy every cycle once the first words are back: 2 cycles per
+COPY/SCALE element and 3 per ADD/TRIAD element, plus a start-up and drain of about the memory's latency and a
+dozen cycles (it varies by a few cycles with ``n``: where the writes fall among the reads shifts).
 
 A synchronous reset empties the datapath, the FIFOs and the program; reset the memory with the unit (a
 response arriving after the reset would be taken for the next program's).

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from hw.memory import MemoryParams
-from hw.stream import WORD_BYTES, StreamError, StreamOp, StreamParams, StreamUnit
+from hw.stream import OP_BITS, WORD_BYTES, StreamError, StreamOp, StreamParams, StreamUnit
 from sim.blocks.stream.reference import PROGRAM_DTYPE, errors, run_programs, top_word
 from sim.core import trace
 from sim.core.stimulus import arrival_cycles
@@ -44,8 +44,11 @@ def _mem(p: StreamParams, stim: trace.Trace) -> MemoryParams:
 def _image(p: StreamParams, stim: trace.Trace, *, copy: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The words the programs run on (preload, zero-extended to every word they use) and their error codes."""
     programs = stim["programs"]
-    if len(programs) and int(programs["op"].max()) >= 1 << 3:
-        raise ValueError("a program's op does not fit the unit's 3-bit op field")
+    widths = {"op": OP_BITS, "a": p.byte_addr_bits, "b": p.byte_addr_bits, "c": p.byte_addr_bits,
+              "n": p.length_bits, "tag": p.tag_bits}
+    for name, bits in widths.items():
+        if len(programs) and int(programs[name].max()) >= 1 << bits:
+            raise ValueError(f"a program's {name} does not fit the unit's {bits}-bit {name} field")
     errs = errors(p, programs)
     pre = stim["memory"]["data"]
     top = max(len(pre), top_word(programs, errs))
@@ -138,12 +141,13 @@ def random_programs(p: StreamParams, rng: np.random.Generator, count: int, words
     progs["op"] = rng.integers(0, len(StreamOp), count)
     progs["q"] = random_words(rng, count)
     progs["tag"] = rng.integers(0, 1 << p.tag_bits, count)
-    flaw = np.where(rng.random(count) < bad, rng.integers(1, 5, count), 0)
+    flaw = np.where(rng.random(count) < bad, rng.integers(1, 6, count), 0)
     progs["op"][flaw == 1] = rng.integers(len(StreamOp), 8, int((flaw == 1).sum()))
     progs["n"][flaw == 2] = 0
     progs["b"][flaw == 3] += rng.integers(1, WORD_BYTES, int((flaw == 3).sum())).astype(np.uint64)
     progs["n"][flaw == 4] = np.maximum(progs["n"][flaw == 4], 2)
     progs["a"][flaw == 4] = (1 << p.byte_addr_bits) - WORD_BYTES  # the last word: n >= 2 runs past the end
+    progs["a"][flaw == 5] = progs["b"][flaw == 5]  # the destination is the source
     return progs
 
 

@@ -24,6 +24,7 @@ from hw.memory import MemoryParams
 from hw.stream import WORD_BYTES, StreamError, StreamOp, StreamParams
 from sim.blocks.memory.model import (
     M_QDEPTH,
+    M_QN,
     M_RDEPTH,
     mem_cmd_ready,
     mem_pop,
@@ -93,6 +94,8 @@ def stream_kernel(cyc, ops, aa, bb, cc, nn, qq, tags, addr_bits, inflight, sdept
     hold_valid = hold = s1_valid = s1_b = s1_y = wb_valid = wb_data = 0
     for t in range(max_cycles):
         if i == nprog and state == IDLE and sf_n == 0:
+            while ms[M_QN] > 0:  # the image is read after the memory has served the last writes
+                mem_step(ms, q, pipe, rsp, words)
             return t
         cmd_ready = mem_cmd_ready(ms)
         # status out (the FIFO's head, offered while the FIFO holds an entry)
