@@ -46,6 +46,10 @@ def _probability(v: float) -> bool:
     return 0 <= v < 1
 
 
+def _fraction(v: float) -> bool:
+    return 0 < v <= 1
+
+
 def _power_of_two(v: int) -> bool:
     return v >= 2 and v & (v - 1) == 0
 
@@ -201,6 +205,81 @@ class StreamStudyConfig:
     native_c: bool = True
 
 
+HOGWILD_LAYOUTS = ("contiguous", "interleaved", "combined")  # Hogwild!'s cache layouts (sw_stack.hogwild.cache)
+STORAGE_DTYPES = {"fp32": 4, "fp16": 2, "bf16": 2}  # storage type -> bytes per element
+
+
+@dataclass(frozen=True)
+class DecoderShape:
+    """A Llama/Qwen2-style decoder's shape, without weights (RMSNorm, RoPE, grouped-query attention, SwiGLU)."""
+
+    name: str
+    layers: int = _pos()
+    hidden: int = _pos()
+    heads: int = _pos()
+    kv_heads: int = _pos()
+    head_dim: int = _pos()
+    intermediate: int = _pos()
+    vocab: int = _pos()
+    rope_base: float = _pos(default=10000.0)
+    norm_eps: float = _pos(default=1e-6)
+    qkv_bias: bool = False  # Qwen2 has biases on the q, k and v projections
+    tie_embeddings: bool = False  # the output head reuses the embedding matrix
+
+    def __post_init__(self) -> None:
+        if self.heads % self.kv_heads:
+            raise ParamError("DecoderShape", "kv_heads", f"a divisor of heads ({self.heads})", self.kv_heads)
+        if self.head_dim % 2:
+            raise ParamError("DecoderShape", "head_dim", "an even integer (RoPE rotates pairs)", self.head_dim)
+
+    @property
+    def q_dim(self) -> int:
+        return self.heads * self.head_dim
+
+    @property
+    def kv_dim(self) -> int:
+        return self.kv_heads * self.head_dim
+
+    def layer_params(self) -> int:
+        h = self.hidden
+        attn = h * self.q_dim + 2 * h * self.kv_dim + self.q_dim * h
+        bias = (self.q_dim + 2 * self.kv_dim) if self.qkv_bias else 0
+        return attn + bias + 3 * h * self.intermediate + 2 * h
+
+    def params(self) -> int:
+        """Every weight: embeddings, layers, final norm, output head (unless tied)."""
+        head = 0 if self.tie_embeddings else self.vocab * self.hidden
+        return self.vocab * self.hidden + self.layers * self.layer_params() + self.hidden + head
+
+    def kv_bytes_per_token(self, dtype_bytes: int) -> int:
+        """K and V of one token in every layer."""
+        return 2 * self.layers * self.kv_dim * dtype_bytes
+
+
+@dataclass(frozen=True)
+class HogwildConfig:
+    """Hogwild! Inference: the study's shape and sweep, and the random-weight model of ``llmarch hogwild``."""
+
+    model: DecoderShape = field(default_factory=lambda: DecoderShape(
+        "QwQ-32B", layers=64, hidden=5120, heads=40, kv_heads=8, head_dim=128, intermediate=27648, vocab=152064,
+        rope_base=1e6, norm_eps=1e-5, qkv_bias=True))
+    generator: DecoderShape = field(default_factory=lambda: DecoderShape(
+        "random-100m", layers=12, hidden=768, heads=12, kv_heads=4, head_dim=64, intermediate=2048, vocab=32000))
+    workers: tuple[int, ...] = field(default=(1, 2, 4, 8), metadata={"check": (lambda v: 1 <= v <= 64,
+                                                                               "an integer in 1..64")})
+    layouts: tuple[str, ...] = field(default=HOGWILD_LAYOUTS, metadata={"check": (
+        lambda v: v in HOGWILD_LAYOUTS, "one of " + ", ".join(HOGWILD_LAYOUTS))})
+    contexts: tuple[int, ...] = field(default=(1024, 4096, 16384, 32768), metadata={"check": (
+        lambda v: v >= 1, "an integer >= 1")})
+    prompt_tokens: int = _pos(default=512)
+    step_tokens: int = _pos(default=64)  # a step's length with random weights (a tokenizer's paragraphs otherwise)
+    check_every: int = field(default=256, metadata=_check(_non_negative, ">= 0"))  # 0: no "redundant work?" check
+    storage: str = field(default="fp16", metadata=_check(lambda v: v in STORAGE_DTYPES, "one of fp32, fp16, bf16"))
+    seed: int = 1
+    memory_efficiency: float = field(default=0.8, metadata=_check(_fraction, "a number in (0, 1]"))  # assumed
+    compute_efficiency: float = field(default=0.6, metadata=_check(_fraction, "a number in (0, 1]"))  # assumed
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """The whole configuration of ``llmarch run``."""
@@ -213,6 +292,7 @@ class RunConfig:
     fastswitch_study: FastSwitchStudyConfig = field(default_factory=lambda: FastSwitchStudyConfig())
     fastswitch: FastSwitchConfig = field(default_factory=lambda: FastSwitchConfig())
     stream: StreamStudyConfig = field(default_factory=lambda: StreamStudyConfig())
+    hogwild: HogwildConfig = field(default_factory=lambda: HogwildConfig())
 
     def __post_init__(self) -> None:
         unit = self.hardware.blocks.get("stream")
@@ -343,9 +423,6 @@ def as_dict(cfg: Any) -> dict[str, Any]:
 
 
 # FastSwitch serving simulator (sw_stack.serving) ----------------------------------------------------------
-
-def _fraction(v: float) -> bool:
-    return 0 < v <= 1
 
 
 @dataclass(frozen=True)
