@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from sim.core.config import DEFAULT_CONFIG, REPO_ROOT, ConfigError, RunConfig, load_config
+from sim.core.config import DEFAULT_CONFIG, HOGWILD_LAYOUTS, REPO_ROOT, ConfigError, RunConfig, load_config
 from sim.core.results import write_json
 from sim.core.trace import TraceError
 
@@ -95,6 +95,51 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hogwild_generate(args: argparse.Namespace) -> int:
+    from sw_stack.hogwild import checkpoint
+    from sw_stack.hogwild.cache import SharedCache
+    from sw_stack.hogwild.decoder import Decoder, random_weights
+    from sw_stack.hogwild.generate import ByteTokenizer, HFTokenizer, Hogwild, weight_limit_tokens_per_s
+
+    cfg, _ = _load(args)
+    hw = cfg.hogwild
+    if args.model:
+        try:
+            shape, weights, tok = checkpoint.load(Path(args.model), storage=hw.storage)
+        except checkpoint.CheckpointError as exc:
+            raise ConfigError(Path(args.model), "--model", str(exc)) from None
+        tokenizer = HFTokenizer(tok)
+    else:
+        shape, weights, tokenizer = hw.generator, random_weights(hw.generator, hw.seed, hw.storage), ByteTokenizer()
+    decoder = Decoder(shape, weights)
+    cache = SharedCache(shape, args.workers, args.layout, hw.storage)
+    run = Hogwild(decoder, cache, tokenizer, layout=args.layout, step_tokens=hw.step_tokens,
+                  check_every=hw.check_every, temperature=args.temperature, seed=hw.seed)
+    print(f"{shape.name}: {shape.params() / 1e6:.0f}M parameters, {args.workers} workers, {args.layout} layout")
+
+    def on_step(step: int, items: list) -> None:
+        print(f"{step:5d} | " + " | ".join(f"{w.name}: {text!r}" for w, text in items), flush=True)
+
+    res = run.run(args.prompt, args.max_tokens, on_step)
+    print("=== committed history ===")
+    print(tokenizer.decode(res.common[res.prompt_tokens:]))
+    for w in res.workers:
+        if w.block:
+            print(f"=== {w.name}, in progress ===")
+            print(tokenizer.decode(w.block))
+    gbps = args.stream_gbps
+    if gbps is None:
+        from sw_stack.stream import native
+
+        gbps = max(native.stream_numpy(native.host_elements(native.llc_bytes() or 32 << 20), 3).gbps.values())
+    step_bytes = decoder.step_bytes("fp32")  # the weights a step reads (the embedding table's rows are few)
+    limit = weight_limit_tokens_per_s(step_bytes, args.workers, gbps)
+    print(f"{res.tokens_per_s:.1f} tokens/s over {args.workers} workers ({res.steps} steps, {res.commits} commits); "
+          f"memory-bandwidth limit {limit:.1f} tokens/s ({step_bytes / 1e6:.0f} MB of weights a "
+          f"step at the host's STREAM {gbps:.1f} GB/s): {res.tokens_per_s / limit:.0%} of it")
+    return 0
+
+
 def _check_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -146,6 +191,20 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--config", help="config whose hardware.<block> parameters to use (default: the default config)")
     ver.add_argument("--block", type=_block_name, help="only this block")
     ver.set_defaults(fn=cmd_verilog)
+
+    hog = sub.add_parser("hogwild", help="Hogwild! Inference: parallel workers over one shared KV cache")
+    hog_sub = hog.add_subparsers(dest="hogwild_command", required=True)
+    gen = hog_sub.add_parser("generate", help="generate with W workers, streaming their tokens")
+    gen.add_argument("--workers", type=int, default=2, help="number of workers (default 2)")
+    gen.add_argument("--prompt", required=True, help="the task text")
+    gen.add_argument("--model", help="a Llama/Qwen2 checkpoint directory (Hugging Face layout); default: the "
+                     "config's random-weight generator model")
+    gen.add_argument("--max-tokens", type=int, default=64, help="tokens each worker samples (default 64)")
+    gen.add_argument("--layout", choices=HOGWILD_LAYOUTS, default="combined", help="cache layout (default combined)")
+    gen.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0: greedy)")
+    gen.add_argument("--stream-gbps", type=float, help="host memory bandwidth for the limit (default: measured)")
+    gen.add_argument("--config", help="YAML config (default: configs/default.yaml)")
+    gen.set_defaults(fn=cmd_hogwild_generate)
 
     bench = sub.add_parser("bench", help="speed of every target on each block's standard stimulus")
     bench.add_argument("--out", default="results", help="output directory (default: results)")
