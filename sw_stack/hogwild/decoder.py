@@ -182,29 +182,19 @@ def random_weights(shape: DecoderShape, seed: int, storage: str = "fp32") -> Wei
 SMALL_BATCH = 16  # products of up to this many rows use `_rows_by_weight`, larger ones BLAS
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, parallel=True)
 def _rows_by_weight(x: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
-    """``out = x @ w.T`` for few rows: each row of ``w`` is read once from memory and dotted with the rows of ``x``
-    four at a time (``x`` stays in cache). x ``[m, k]``, w ``[n, k]``, out ``[m, n]``, all C-contiguous float32."""
+    """``out = x @ w.T`` for few rows: each row of ``w`` is read once from memory and dotted with every row of
+    ``x`` (which stays in cache); the rows of ``w`` are shared among the cores. Each output is one thread's
+    sequential sum, so the result does not depend on the number of threads. x ``[m, k]``, w ``[n, k]``, out
+    ``[m, n]``, all C-contiguous float32."""
     m_rows, k_len = x.shape
-    for n in range(w.shape[0]):
-        m = 0
-        while m + 4 <= m_rows:
-            a0 = a1 = a2 = a3 = np.float32(0)
-            for k in range(k_len):
-                v = w[n, k]
-                a0 += v * x[m, k]
-                a1 += v * x[m + 1, k]
-                a2 += v * x[m + 2, k]
-                a3 += v * x[m + 3, k]
-            out[m, n], out[m + 1, n], out[m + 2, n], out[m + 3, n] = a0, a1, a2, a3
-            m += 4
-        while m < m_rows:
+    for n in numba.prange(w.shape[0]):
+        for m in range(m_rows):
             acc = np.float32(0)
             for k in range(k_len):
                 acc += w[n, k] * x[m, k]
             out[m, n] = acc
-            m += 1
 
 
 def _linear(x: np.ndarray, w: np.ndarray) -> np.ndarray:
