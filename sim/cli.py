@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from sim.core import trace
 from sim.core.config import DEFAULT_CONFIG, HOGWILD_LAYOUTS, REPO_ROOT, ConfigError, RunConfig, load_config
 from sim.core.results import write_json
 from sim.core.trace import TraceError
@@ -100,6 +101,7 @@ def cmd_hogwild_generate(args: argparse.Namespace) -> int:
     from sw_stack.hogwild.cache import SharedCache
     from sw_stack.hogwild.decoder import Decoder, random_weights
     from sw_stack.hogwild.generate import ByteTokenizer, HFTokenizer, Hogwild, weight_limit_tokens_per_s
+    from sw_stack.hogwild.traffic import TRAFFIC_KIND, Traffic
 
     cfg, _ = _load(args)
     hw = cfg.hogwild
@@ -112,7 +114,8 @@ def cmd_hogwild_generate(args: argparse.Namespace) -> int:
     else:
         shape, weights, tokenizer = hw.generator, random_weights(hw.generator, hw.seed, hw.storage), ByteTokenizer()
     decoder = Decoder(shape, weights)
-    cache = SharedCache(shape, args.workers, args.layout, hw.storage)
+    traffic = Traffic() if args.trace else None
+    cache = SharedCache(shape, args.workers, args.layout, hw.storage, traffic=traffic)
     run = Hogwild(decoder, cache, tokenizer, layout=args.layout, step_tokens=hw.step_tokens,
                   check_every=hw.check_every, temperature=args.temperature, seed=hw.seed)
     print(f"{shape.name}: {shape.params() / 1e6:.0f}M parameters, {args.workers} workers, {args.layout} layout")
@@ -127,6 +130,11 @@ def cmd_hogwild_generate(args: argparse.Namespace) -> int:
         if w.block:
             print(f"=== {w.name}, in progress ===")
             print(tokenizer.decode(w.block))
+    if traffic is not None:
+        t = trace.Trace(clock_hz=1.0, producer="llmarch hogwild generate",
+                        meta={"workers": args.workers, "layout": args.layout, "model": shape.name})
+        t.add("traffic", TRAFFIC_KIND, traffic.table())
+        print(f"wrote {trace.write(t, Path(args.trace))} ({len(traffic)} traffic rows)")
     gbps = args.stream_gbps
     if gbps is None:
         from sw_stack.stream import native
@@ -203,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--layout", choices=HOGWILD_LAYOUTS, default="combined", help="cache layout (default combined)")
     gen.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0: greedy)")
     gen.add_argument("--stream-gbps", type=float, help="host memory bandwidth for the limit (default: measured)")
+    gen.add_argument("--trace", help="write the cache's memory traffic (trace kind hogwild_traffic) to this file")
     gen.add_argument("--config", help="YAML config (default: configs/default.yaml)")
     gen.set_defaults(fn=cmd_hogwild_generate)
 

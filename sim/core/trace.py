@@ -38,6 +38,9 @@ Block packages declare the kinds of their stimuli and results with `register_kin
 ``conversation_turns``
     A serving workload (time unit ``us``): ``conv`` (u4), ``turn`` (u2), ``arrival_us`` (u8), ``think_us``
     (u8), ``new_tokens`` (u4), ``answer_tokens`` (u4); see `sw_stack.serving.workload`.
+``hogwild_traffic``
+    The memory traffic of Hogwild!'s shared KV cache, one row per layer and event (KV reads and writes, commit
+    moves, query rotations, prefill writes); columns and record kinds in `sw_stack.hogwild.traffic`.
 
 Writers write to a temporary file and rename it, so a reader never sees a half-written trace. Readers check
 every property above and raise `TraceError` naming the file and what is wrong.
@@ -87,9 +90,10 @@ def register_kind(kind: str, dtype: np.dtype | list) -> np.dtype:
 
 
 def _kind(kind: str) -> np.dtype | None:
-    """The columns of ``kind``; the block packages declare theirs when imported, so import them first."""
+    """The columns of ``kind``; the packages that declare kinds do so when imported, so import them first."""
     if kind not in TABLE_KINDS:
         import sim.blocks  # noqa: F401
+        import sw_stack.hogwild.traffic  # noqa: F401
 
     return TABLE_KINDS.get(kind)
 

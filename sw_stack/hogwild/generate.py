@@ -164,6 +164,8 @@ class Hogwild:
                     w.generated += 1
                     w.since_check += 1
                     w.since_step += 1
+            if self.cache.traffic is not None:
+                self.cache.traffic.next_step()  # step 0 is the prefill's, step k the k-th decode step's
             last = self.decoder.step(ids, self.cache)
             steps += 1
             for i, w in enumerate(self.workers):

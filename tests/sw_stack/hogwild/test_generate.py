@@ -85,10 +85,18 @@ def test_paragraph_rule_with_a_real_tokenizer(tmp_path):
 def test_generate_command_on_a_test_checkpoint(tmp_path, capsys):
     ck = make_checkpoint(tmp_path / "ck", TINY_SHAPE, arch="qwen2" if TINY_SHAPE.qkv_bias else "llama")
     assert main(["hogwild", "generate", "--workers", "3", "--prompt", "Sum the odd numbers.", "--model", str(ck),
-                 "--max-tokens", "6", "--stream-gbps", "10"]) == 0
+                 "--max-tokens", "6", "--stream-gbps", "10", "--trace", str(tmp_path / "t.npz")]) == 0
     out = capsys.readouterr().out
     assert "Alice:" in out and "Carol:" in out and "=== committed history ===" in out
     assert "tokens/s over 3 workers" in out and "memory-bandwidth limit" in out
+    from sim.core import trace
+    from sw_stack.hogwild.traffic import Rec
+
+    rows = trace.read(tmp_path / "t.npz")["traffic"]
+    steps = int(out.split(" steps,")[0].rsplit("(", 1)[1])
+    writes = rows[rows["kind"] == Rec.KV_WRITE]
+    assert len(writes) == steps * 3 * TINY_SHAPE.layers  # every step, worker and layer wrote its token
+    assert sorted(set(writes["step"].tolist())) == list(range(1, steps + 1))  # step 0 is the prefill
 
 
 def test_generate_command_with_a_broken_checkpoint(tmp_path, capsys):
