@@ -9,14 +9,19 @@ rotation applied in the array's dtype.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 
+@functools.lru_cache(maxsize=64)
 def inv_freq(head_dim: int, base: float) -> np.ndarray:
-    """The ``d/2`` angular frequencies (float64)."""
+    """The ``d/2`` angular frequencies (float64; cached, read-only)."""
     if head_dim % 2:
         raise ValueError(f"RoPE needs an even head dimension, not {head_dim}")
-    return base ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
+    out = base ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
+    out.flags.writeable = False
+    return out
 
 
 def cos_sin(positions: np.ndarray | int, head_dim: int, base: float, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
