@@ -181,7 +181,7 @@ BLOCK = register(Block(
     model=_model,
     rtl=_rtl,
     standard_stimulus=_standard,
-    test_params=lambda: StreamParams(addr_bits=12, length_bits=12, tag_bits=8, inflight=4, status_depth=2),
+    test_params=lambda: StreamParams(addr_bits=12, length_bits=12, tag_bits=8, inflight=8, status_depth=2),
     test_size=3000,
     doc="STREAM unit: COPY/SCALE/ADD/TRIAD on fp32 arrays next to memory, numbered errors for bad programs",
 ))

@@ -35,7 +35,7 @@ def _check(res: dict, n: int) -> None:
     (1, 1, 0.0, PARAMS), (2, 1, 0.6, PARAMS), (3, 2, 0.3, PARAMS), (4, 2, 0.9, PARAMS), (5, 1, 0.5, SMALL),
 ], ids=["i1-free", "i1-bp60", "i2-bp30", "i2-bp90", "small-i1-bp50"])
 def test_harness_replay_scoreboard_and_exact_cycles(seed, interval, bp, params, tmp_path):
-    n = 20_000
+    n = 6_000
     rng = np.random.default_rng(seed)
     memory0, packets = random_packets(rng, n, 1024, tag_bits=params.tag_bits, idle_prob=0.3, hot=6)
     res = replay_harness(params, _mem(interval), memory0, packets, tmp_path, bp_seed=seed * 77, bp_prob=bp)
