@@ -200,6 +200,7 @@ def _plot(result: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     cfg = result["config"]
     ctx = max(cfg["contexts"])
@@ -226,6 +227,7 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     axes[2].set(xlabel="workers", ylabel="memory time / compute time", title="bound (>1: memory-bound)",
                 xscale="log", yscale="log", xticks=ws, xticklabels=[str(w) for w in ws])
     for ax in axes:
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
