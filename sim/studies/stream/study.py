@@ -113,10 +113,6 @@ def _kernel_rows(times: dict[str, list[float]], n: int, validated: bool) -> dict
                      "validated": validated} for k in K.SEQUENCE}
 
 
-def _validation(arrays: dict[str, np.ndarray], repetitions: int) -> dict[str, float]:
-    return K.validate(arrays, repetitions)
-
-
 # Host targets --------------------------------------------------------------------------------------------------
 
 def _native(run: native.NativeRun) -> dict[str, Any]:
@@ -158,7 +154,7 @@ def host_reference(n: int, repetitions: int, progress: Progress) -> dict[str, An
             t0 = time.perf_counter()
             blk.reference(p, stim)
             direct[k.name].append(time.perf_counter() - t0)
-    failed = _validation(_arrays(image, n, HOST_PAD), repetitions)
+    failed = K.validate(_arrays(image, n, HOST_PAD), repetitions)
     validated = not failed and errors == 0
     out = {"kind": "api", "validated": validated, "validation_errors": failed, **_kernel_rows(api, n, validated)}
     out["api_overhead"] = sum(_best(api[k]) for k in api) / sum(_best(direct[k]) for k in direct) - 1
@@ -186,7 +182,7 @@ def device_figures(cfg: StreamStudyConfig, res: ex.Result, ref: ex.Result) -> di
     took = np.diff(np.concatenate([[0], done]))
     cycles = {k.name: took[i::len(K.SEQUENCE)].tolist() for i, k in enumerate(K.SEQUENCE)}
     seconds = {name: [c / (cfg.clock_mhz * 1e6) for c in v] for name, v in cycles.items()}
-    failed = _validation(_arrays(res.tables["memory"].view(np.uint32), n), cfg.repetitions)
+    failed = K.validate(_arrays(res.tables["memory"].view(np.uint32), n), cfg.repetitions)
     agreement = ex.agree(res, ref)
     validated = not failed and agreement.data_mismatches == 0
     out = {"kind": "device", "validated": validated, "validation_errors": failed,
