@@ -242,6 +242,8 @@ class Decoder:
         self.shape, self.weights = shape, weights
         self._head = weights.head if weights.head is not None else weights.embed
         self._q, self._kv = shape.q_dim, shape.kv_dim
+        one = np.zeros((1, 1), np.float32)
+        _rows_by_weight(one, one, np.empty((1, 1), np.float32))  # compile or load the kernel now, not mid-decode
 
     # The pieces shared by every path ------------------------------------------------------------------------
 
