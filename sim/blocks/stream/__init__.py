@@ -65,6 +65,16 @@ def _words(image: np.ndarray) -> np.ndarray:
     return image.view(trace.TABLE_KINDS["mem_image"]) if image.dtype == np.uint32 else image
 
 
+def make_stimulus(programs: np.ndarray, image: np.ndarray, mem: MemoryParams, *, producer: str = "sim.blocks.stream",
+                  **meta: object) -> trace.Trace:
+    """The block's stimulus: ``programs`` (`PROGRAM_DTYPE`) on a memory of ``mem`` preloaded with ``image`` (words
+    from address 0, uint32 or any 4-byte type, not copied); ``meta`` adds keys (``donate``, ``seed``)."""
+    t = trace.Trace(clock_hz=1.0, producer=producer, meta={"mem": mem.as_dict(), **meta})
+    t.add("programs", "stream_programs", programs)
+    t.add("memory", "mem_image", _words(np.asarray(image).view(np.uint32)))
+    return t
+
+
 def _reference(p: StreamParams, stim: trace.Trace) -> dict[str, np.ndarray]:
     image, _ = _image(p, stim, copy=not stim.meta.get("donate", False))
     programs = stim["programs"]
@@ -158,11 +168,7 @@ def _standard(p: StreamParams, seed: int, size: int) -> trace.Trace:
     rng = np.random.default_rng(seed)
     words = min(4096, 1 << p.addr_bits)
     programs = random_programs(p, rng, max(1, size // 32), words)
-    mem = standard_memory(p, words)
-    t = trace.Trace(clock_hz=1.0, producer="sim.blocks.stream", meta={"seed": seed, "mem": mem.as_dict()})
-    t.add("programs", "stream_programs", programs)
-    t.add("memory", "mem_image", _words(random_words(rng, words)))
-    return t
+    return make_stimulus(programs, random_words(rng, words), standard_memory(p, words), seed=seed)
 
 
 def error_counts(status: np.ndarray) -> dict[str, int]:

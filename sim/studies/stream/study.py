@@ -90,12 +90,10 @@ def _programs(n: int, repetitions: int, tag_bits: int, pad: int = 0) -> np.ndarr
     return progs
 
 
-def _stimulus(p: StreamParams, mem: MemoryParams, programs: np.ndarray, image: np.ndarray,
-              donate: bool = False) -> trace.Trace:
-    t = trace.Trace(clock_hz=1.0, producer="sim.studies.stream", meta={"mem": mem.as_dict(), "donate": donate})
-    t.add("programs", "stream_programs", programs)
-    t.add("memory", "mem_image", image.view(trace.TABLE_KINDS["mem_image"]))
-    return t
+def _stimulus(mem: MemoryParams, programs: np.ndarray, image: np.ndarray, donate: bool = False) -> trace.Trace:
+    from sim.blocks.stream import make_stimulus
+
+    return make_stimulus(programs, image, mem, producer="sim.studies.stream", donate=donate)
 
 
 def _arrays(image: np.ndarray, n: int, pad: int = 0) -> dict[str, np.ndarray]:
@@ -143,14 +141,14 @@ def host_reference(n: int, repetitions: int, progress: Progress) -> dict[str, An
     for rep in range(repetitions):
         progress(f"STREAM reference through the API: repetition {rep + 1}/{repetitions}")
         for i, k in enumerate(K.SEQUENCE):
-            stim = _stimulus(p, mem, progs[i:i + 1], image, donate=True)
+            stim = _stimulus(mem, progs[i:i + 1], image, donate=True)
             t0 = time.perf_counter()
             res = ex.run(BLOCK, stim, "reference", p)
             api[k.name].append(time.perf_counter() - t0)
             errors += int(np.count_nonzero(res.tables["status"]["error"]))
             if not np.shares_memory(res.tables["memory"], image):
                 raise RuntimeError("the donated image was copied")  # would time a copy, not the kernel
-            stim = _stimulus(p, mem, progs[i:i + 1], image, donate=True)
+            stim = _stimulus(mem, progs[i:i + 1], image, donate=True)
             t0 = time.perf_counter()
             blk.reference(p, stim)
             direct[k.name].append(time.perf_counter() - t0)
@@ -172,7 +170,7 @@ def device_setup(cfg: StreamStudyConfig, p: StreamParams) -> tuple[MemoryParams,
         raise ValueError(f"{n} elements per array do not fit the STREAM unit ({p})")
     mem = MemoryParams(addr_bits=p.addr_bits, size_log2=_bits(words), latency=cfg.memory_latency,
                        interval=cfg.memory_interval, queue_depth=8, rsp_depth=16)
-    return mem, _stimulus(p, mem, _programs(n, cfg.repetitions, p.tag_bits), _image(n))
+    return mem, _stimulus(mem, _programs(n, cfg.repetitions, p.tag_bits), _image(n))
 
 
 def device_figures(cfg: StreamStudyConfig, res: ex.Result, ref: ex.Result) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 import sim.exec as ex
 from hw.memory import MemoryParams
 from hw.stream import StreamError, StreamOp, StreamParams
-from sim.blocks.stream import error_counts, random_programs, random_words
+from sim.blocks.stream import error_counts, make_stimulus, random_programs, random_words
 from sim.core import trace
 from sim.core.stimulus import idle_fraction
 
@@ -34,10 +34,7 @@ def _mem(latency: int = 4, interval: int = 1, queue_depth: int = 16, size_log2: 
 
 
 def _trace(programs: np.ndarray, memory: np.ndarray, mem: MemoryParams) -> trace.Trace:
-    t = trace.Trace(clock_hz=1.0, producer="test", meta={"mem": mem.as_dict()})
-    t.add("programs", "stream_programs", programs)
-    t.add("memory", "mem_image", np.asarray(memory, dtype=np.uint32).view(trace.TABLE_KINDS["mem_image"]))
-    return t
+    return make_stimulus(programs, np.asarray(memory, dtype=np.uint32), mem, producer="test")
 
 
 def _programs(rows: list[dict]) -> np.ndarray:

@@ -16,7 +16,7 @@ import pytest
 import sim.exec as ex
 from hw.memory import MemoryParams
 from hw.stream import StreamError, StreamOp, StreamParams
-from sim.blocks.stream import error_counts, random_programs, random_words, standard_memory
+from sim.blocks.stream import error_counts, make_stimulus, random_programs, random_words, standard_memory
 from sim.blocks.stream.model import run_stream
 from sim.blocks.stream.rtl import run_stream_rtl
 from sim.core import trace
@@ -40,10 +40,7 @@ NAN = 0x7FC00000
 
 
 def _trace(programs: np.ndarray, memory: np.ndarray, mem: MemoryParams) -> trace.Trace:
-    t = trace.Trace(clock_hz=1.0, producer="test", meta={"mem": mem.as_dict()})
-    t.add("programs", "stream_programs", programs)
-    t.add("memory", "mem_image", np.asarray(memory, dtype=np.uint32).view(trace.TABLE_KINDS["mem_image"]))
-    return t
+    return make_stimulus(programs, np.asarray(memory, dtype=np.uint32), mem, producer="test")
 
 
 def _programs(rows: list[dict]) -> np.ndarray:
